@@ -1,0 +1,34 @@
+"""Config validation shared by every algorithm: one error type, one sentence per mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user-facing mistake in a config or command line; its message is one sentence for people."""
+
+
+def check_range(name: str, value: float, low: float | None = None, high: float | None = None,
+                *, low_open: bool = False) -> None:
+    """Raise ConfigError naming `name` unless low <= value <= high (low < value when `low_open`)."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        lower = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+        upper = "" if high is None else f"<= {high}"
+        allowed = " and ".join(part for part in (lower, upper) if part)
+        raise ConfigError(f"{name} must be {allowed}, got {value}.")
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    """Raise ConfigError naming `name` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}.")
+
+
+def to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a (possibly nested) config dataclass."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))

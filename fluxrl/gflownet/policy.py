@@ -1,0 +1,98 @@
+"""GFlowNet policy networks and the per-state log-probability terms every loss is built from.
+
+A policy maps an observation to (forward logits [num_actions], backward logits [num_backward_actions],
+log state flow). `state_terms` turns those into the three numbers a trajectory loss needs at one visited state:
+log P_F of the action taken there, log P_B of the edge that led into it, and log F of the state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from fluxrl.core.nets import mlp
+from fluxrl.envs.gflownet.base import DAGEnv, uniform_log_pb
+
+# A finite stand-in for -inf: masked logits get it so that a state with no valid action gives a finite
+# (and ignored) log-softmax instead of NaN.
+MASKED_LOGIT = -1e9
+
+
+class MLPPolicy(eqx.Module):
+    """An MLP over a flat observation with forward, backward and log-flow heads."""
+
+    net: eqx.nn.MLP
+    num_actions: int = eqx.field(static=True)
+    num_backward_actions: int = eqx.field(static=True)
+
+    def __init__(self, env: DAGEnv, width: int, depth: int, key: jax.Array):
+        out = env.num_actions + env.num_backward_actions + 1
+        self.net = mlp(env.obs_size, out, width, depth, key)
+        self.num_actions = env.num_actions
+        self.num_backward_actions = env.num_backward_actions
+
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(forward logits, backward logits, log flow) for one observation."""
+        out = self.net(obs.astype(jnp.float32))
+        a, b = self.num_actions, self.num_backward_actions
+        return out[:a], out[a:a + b], out[a + b]
+
+
+class SlotTransformerPolicy(eqx.Module):
+    """A transformer over slot tokens: per-slot forward logits (one per word) and a per-slot backward logit."""
+
+    encoder: eqx.Module
+    num_words: int = eqx.field(static=True)
+
+    def __init__(self, env, d_model: int, num_heads: int, num_layers: int, key: jax.Array):
+        from fluxrl.core.transformer import TransformerEncoder
+
+        self.num_words = env.num_words
+        self.encoder = TransformerEncoder(
+            vocab_size=env.num_words + 1, seq_len=env.num_slots, out_per_token=env.num_words + 1,
+            out_pooled=1, d_model=d_model, num_heads=num_heads, num_layers=num_layers, key=key)
+
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(forward logits [slot * word], backward logits [slot], log flow) for one token sequence."""
+        out = self.encoder(obs)
+        per_slot = out[:-1].reshape(obs.shape[0], self.num_words + 1)
+        return per_slot[:, :-1].reshape(-1), per_slot[:, -1], out[-1]
+
+
+class StateTerms(NamedTuple):
+    """Log-probability terms at one visited state; zero where the term does not exist."""
+
+    log_pf: jax.Array  # log P_F(a_t | s_t) of the action taken at this state
+    log_pb: jax.Array  # log P_B(s_{t-1} | s_t) of the edge that led into this state
+    log_flow: jax.Array  # log F(s_t)
+
+
+def forward_log_probs(policy, env: DAGEnv, state) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(log P_F over all actions, log P_B over all backward actions, log F) at one state, masks applied."""
+    forward_logits, backward_logits, log_flow = policy(env.obs(state))
+    log_pf = jax.nn.log_softmax(jnp.where(env.forward_mask(state), forward_logits, MASKED_LOGIT))
+    log_pb = jax.nn.log_softmax(jnp.where(env.backward_mask(state), backward_logits, MASKED_LOGIT))
+    return log_pf, log_pb, log_flow
+
+
+def terms_at(env: DAGEnv, uniform_pb: bool, state, log_pf_all: jax.Array, log_pb_all: jax.Array,
+             log_flow: jax.Array, action: jax.Array, prev_backward_action: jax.Array) -> StateTerms:
+    """Pick the loss terms at one state from its log-probabilities (action < 0: none taken there;
+    prev_backward_action < 0: the edge into it has P_B = 1 or does not exist)."""
+    log_pf = jnp.where(action >= 0, log_pf_all[jnp.maximum(action, 0)], 0.0)
+    if uniform_pb:
+        log_pb = uniform_log_pb(env, state)
+    else:
+        log_pb = log_pb_all[jnp.maximum(prev_backward_action, 0)]
+    log_pb = jnp.where(prev_backward_action >= 0, log_pb, 0.0)
+    return StateTerms(log_pf, log_pb, log_flow)
+
+
+def state_terms(policy, env: DAGEnv, uniform_pb: bool, state, action: jax.Array,
+                prev_backward_action: jax.Array) -> StateTerms:
+    """The loss terms at one state, computed by `policy`."""
+    log_pf_all, log_pb_all, log_flow = forward_log_probs(policy, env, state)
+    return terms_at(env, uniform_pb, state, log_pf_all, log_pb_all, log_flow, action, prev_backward_action)
