@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 
-class ConfigError(ValueError):
+class ConfigError(Exception):
     """A user-facing mistake in a config or command line; its message is one sentence for people."""
 
 

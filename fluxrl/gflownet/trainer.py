@@ -20,6 +20,7 @@ import optax
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.nets import split_params
+from fluxrl.core.runner import Algorithm
 from fluxrl.envs.gflownet.base import is_enumerable
 from fluxrl.envs.gflownet.hypergrid import REWARD_PRESETS, Hypergrid, hypergrid_params
 from fluxrl.gflownet import losses
@@ -232,3 +233,7 @@ def evaluate(config: GFlowNetConfig, state: GFlowNetState, key: jax.Array) -> di
 
         return {"spearman": test_correlation(config, env, policy_of(config, state), state.env_params, key)}
     return {}
+
+
+ALGORITHM = Algorithm(name="gflownet", config_type=GFlowNetConfig, init=init, update=update, evaluate=evaluate,
+                      progress_metrics=("loss", "tv", "modes_found"), counters=("modes_found",))

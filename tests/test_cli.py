@@ -1,0 +1,60 @@
+"""The command line: bad input gets one line on stderr, exit status 2, and nothing written."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fluxrl.cli import main
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--height", "1"], "height"),
+    (["--loss", "foo"], "loss must be one of tb, db, subtb"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--env", "chess"], "env must be one of"),
+    (["--epsilon", "1.5"], "epsilon"),
+])
+def test_bad_options_fail_with_one_line_and_write_nothing(flags, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "gflownet", *flags, "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and words in error
+    assert not out.exists()
+
+
+def test_unwritable_out_fails_cleanly(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["train", "gflownet", "--out", str(blocker / "run")]) == 2
+    assert "not writable" in capsys.readouterr().err
+    assert blocker.read_text() == "not a directory"
+
+
+def test_resume_of_a_directory_that_is_not_a_run_fails_cleanly(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["train", "gflownet", "--resume", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_an_existing_run_is_not_overwritten_without_asking(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    assert main(["train", "gflownet", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == "{}"
+
+
+def test_train_writes_the_documented_files_and_summary_names(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(["train", "gflownet", "--ndim", "2", "--height", "5", "--hidden", "16", "--iterations", "20",
+                   "--log-every", "10", "--eval-every", "10", "--num-seeds", "2", "--out", str(out),
+                   "--no-progress"])
+    assert status == 0
+    assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.csv", "summary.json", "distribution.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("tv", "l1_sum", "kl", "jsd", "modes_found", "loss", "iterations_per_second", "wall_seconds"):
+        assert name in summary
+    assert "tv" in capsys.readouterr().out
