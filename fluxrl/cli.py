@@ -90,11 +90,13 @@ def demo(args: list[str]) -> int:
     from fluxrl.gflownet.trainer import GFlowNetConfig
 
     out = args[0] if args else "runs/demo"
-    config = GFlowNetConfig(env="hypergrid", ndim=2, height=32, loss="tb", batch_size=16)
+    # A little uniform exploration keeps TB from collapsing onto the first corners it finds on this grid.
+    config = GFlowNetConfig(env="hypergrid", ndim=2, height=32, loss="tb", batch_size=16, epsilon=0.05)
     run_config = RunConfig(iterations=4000, seed=0, num_seeds=1, out=out, log_every=100, eval_every=1000,
                            checkpoint_every=4000, overwrite=True)
     print(f"fluxrl demo: trajectory balance on a {config.height}x{config.height} hypergrid "
-          f"(standard reward), {run_config.iterations} iterations, batch {config.batch_size}")
+          f"(standard reward), {run_config.iterations} iterations, batch {config.batch_size}, "
+          f"epsilon {config.epsilon}")
     result = train_gflownet(config, run_config)
     summary = result.summary
     print(f"exact total variation to the target: {summary['tv']:.4f} "

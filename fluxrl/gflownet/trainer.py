@@ -21,7 +21,7 @@ import optax
 from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.nets import split_params
 from fluxrl.core.runner import Algorithm
-from fluxrl.envs.gflownet.base import is_enumerable
+from fluxrl.envs.gflownet.base import MAX_ENUMERABLE_STATES, is_enumerable
 from fluxrl.envs.gflownet.hypergrid import REWARD_PRESETS, Hypergrid, hypergrid_params
 from fluxrl.gflownet import losses
 from fluxrl.gflownet import metrics as gfn_metrics
@@ -128,7 +128,9 @@ def make_env(config: GFlowNetConfig):
 def _static(config: GFlowNetConfig):
     """(env, policy static part): everything of a run that is fixed by its config."""
     env, _ = make_env(config)
-    return env, split_params(_make_policy(config, env, jax.random.PRNGKey(0)))[1]
+    # Shapes only: the static part needs no real weights, and initialising a transformer costs seconds.
+    abstract = eqx.filter_eval_shape(_make_policy, config, env, jax.random.PRNGKey(0))
+    return env, split_params(abstract)[1]
 
 
 def _make_policy(config: GFlowNetConfig, env, key: jax.Array):
@@ -226,7 +228,7 @@ def terminal_distributions(config: GFlowNetConfig, state: GFlowNetState) -> tupl
 def evaluate(config: GFlowNetConfig, state: GFlowNetState, key: jax.Array) -> dict[str, float]:
     """Exact distribution metrics where the environment is enumerable; Spearman on the bit-sequence test set."""
     env = _static(config)[0]
-    if is_enumerable(env) and env.num_states <= 5_000_000:
+    if is_enumerable(env) and env.num_states <= MAX_ENUMERABLE_STATES:
         return gfn_metrics.distribution_metrics(*terminal_distributions(config, state))
     if config.env == "bitseq":
         from fluxrl.gflownet.bitseq_eval import test_correlation

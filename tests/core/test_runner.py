@@ -78,3 +78,9 @@ def test_run_writes_config_metrics_and_summary(tiny_config, tiny_run, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tv"] == result.summary["tv"] and 0 <= summary["tv"] <= 1
     assert len(summary["per_seed"]["tv"]) == 2 and summary["iterations_per_second"] > 0
+
+
+def test_tensorboard_events_are_written_when_asked(tiny_config, tiny_run, tmp_path):
+    runner.run(trainer.ALGORITHM, tiny_config, dataclasses.replace(tiny_run, tensorboard=True, iterations=20))
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0

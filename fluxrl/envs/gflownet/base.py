@@ -45,8 +45,16 @@ class DAGEnv(Protocol):
     def obs(self, state: State) -> jax.Array: ...
 
 
+# Above this many states, exact metrics by enumeration are not attempted.
+MAX_ENUMERABLE_STATES = 2_000_000
+
+
 class EnumerableDAGEnv(DAGEnv, Protocol):
-    """A DAG environment small enough to list every non-terminated state, so metrics can be exact."""
+    """A DAG environment small enough to list its states, so metrics can be exact.
+
+    `all_states()` lists every state a policy acts in (it may also hold terminated states, which have no valid
+    action); `terminal_states()` lists every terminal object x; `state_index` maps both into one index space
+    of size `num_states`, in which exact distributions are indexed."""
 
     num_states: int
 

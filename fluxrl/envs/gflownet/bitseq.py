@@ -15,13 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxrl.core.config import ConfigError, check_range
+from fluxrl.envs.gflownet.base import MAX_ENUMERABLE_STATES
 
 # The 8-bit blocks that modes are built from, per the reference setting.
 MODE_BLOCKS = np.array([[int(bit) for bit in block] for block in
                         ("00000000", "11111111", "11110000", "00001111", "00111100")], np.int8)
 MODE_BLOCK_SIZE = 8
-# Enumeration (all_states, state_index) is refused above this many states, so exact metrics stay affordable.
-MAX_ENUMERABLE_STATES = 2_000_000
 
 
 class BitSequenceState(NamedTuple):
