@@ -83,3 +83,14 @@ def test_reward_matches_the_reference_formula_on_a_hand_computed_grid():
 def test_bad_sizes_are_rejected_with_the_field_name(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         Hypergrid(**kwargs)
+
+
+@pytest.mark.parametrize("height", [8, 16, 20, 32, 64])
+def test_modes_are_exactly_the_cells_of_maximal_reward(height):
+    env = Hypergrid(ndim=2, height=height)
+    params = hypergrid_params("standard")
+    log_rewards = np.asarray(jax.vmap(env.log_reward, (None, 0))(params, env.terminal_states()))
+    hits = np.asarray(jax.vmap(env.mode_hits, (None, 0))(params, env.terminal_states()))
+    is_max = np.isclose(log_rewards, log_rewards.max())
+    np.testing.assert_array_equal(hits.any(axis=1), is_max)
+    assert hits.sum() == env.num_modes == is_max.sum()

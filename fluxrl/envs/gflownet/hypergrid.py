@@ -124,10 +124,18 @@ class Hypergrid:
 
     def log_reward(self, params: HypergridParams, state: HypergridState) -> jax.Array:
         """log R of the grid cell, with R from the reference formula."""
-        distance = jnp.abs(state.coords / (self.height - 1) - 0.5)
-        outer = jnp.all((distance > 0.25) & (distance <= 0.5))
-        inner = jnp.all((distance > 0.3) & (distance < 0.4))
-        return jnp.log(params.r0 + params.r1 * outer + params.r2 * inner)
+        outer, inner = (jnp.asarray(band) for band in self._bands())
+        return jnp.log(params.r0 + params.r1 * jnp.all(outer[state.coords])
+                       + params.r2 * jnp.all(inner[state.coords]))
+
+    def _bands(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per coordinate value s: (0.25 < d <= 0.5, 0.3 < d < 0.4) with d = |s / (H - 1) - 0.5|.
+
+        Decided in integers (d = |2s - (H - 1)| / (2 (H - 1))), so cells exactly on a boundary, such as
+        s / (H - 1) = 0.2 when H = 16, are classified exactly rather than by rounding."""
+        span = self.height - 1
+        offset = np.abs(2 * np.arange(self.height) - span)
+        return 2 * offset > span, (5 * offset > 3 * span) & (5 * offset < 4 * span)
 
     def obs(self, state: HypergridState) -> jax.Array:
         """One-hot encoding of each coordinate, concatenated."""
@@ -148,8 +156,7 @@ class Hypergrid:
 
     def _ring(self) -> tuple[int, ...]:
         """Coordinate values inside the high-reward ring, 0.3 < |s / (H - 1) - 0.5| < 0.4."""
-        distance = np.abs(np.arange(self.height) / (self.height - 1) - 0.5)
-        return tuple(int(v) for v in np.flatnonzero((distance > 0.3) & (distance < 0.4)))
+        return tuple(int(v) for v in np.flatnonzero(self._bands()[1]))
 
     def mode_hits(self, params: HypergridParams, state: HypergridState) -> jax.Array:
         """One-hot over the modes (cells whose every coordinate is in the ring) for the cell `state` is on."""
