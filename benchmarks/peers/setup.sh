@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create isolated virtual environments for the peer libraries benchmarked against fluxrl.
+# Idempotent: a venv whose pinned imports already work is left alone.
+#   benchmarks/.venvs/gfnx      gfnx==0.0.1 (needs jax 0.5.3: it calls jax.tree_map), plus the
+#                               equinox/optax its baselines use (pinned to versions that work with jax 0.5.3)
+#   benchmarks/.venvs/torchgfn  torchgfn==2.4.1 on torch==2.13.0 (CPU wheel on local disk; install first)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENVS="$ROOT/benchmarks/.venvs"
+PY="${PYTHON:-python3}"
+mkdir -p "$VENVS"
+
+ensure_venv() {  # name, check-code, pip-arg-groups...
+  local name="$1" check="$2"; shift 2
+  local venv="$VENVS/$name"
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "[setup] $name: ok ($venv)"; return
+  fi
+  echo "[setup] $name: creating $venv"
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+  for group in "$@"; do
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install -q $group 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  done
+  "$venv/bin/python" -c "$check"
+  echo "[setup] $name: ready"
+}
+
+ensure_venv gfnx \
+  "import jax, gfnx, equinox, optax, orbax.checkpoint; assert jax.__version__ == '0.5.3'" \
+  "jax==0.5.3 jaxlib==0.5.3 orbax-checkpoint==0.11.13 equinox==0.13.8 optax==0.2.8 numpy gfnx==0.0.1"
+
+ensure_venv torchgfn \
+  "import torch, gfn, numpy; assert torch.__version__.startswith('2.13.0')" \
+  "torch==2.13.0 numpy" \
+  "torchgfn==2.4.1 torch==2.13.0"
