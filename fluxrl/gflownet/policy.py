@@ -1,8 +1,13 @@
 """GFlowNet policy networks and the per-state log-probability terms every loss is built from.
 
-A policy maps an observation to (forward logits [num_actions], backward logits [num_backward_actions],
-log state flow). `state_terms` turns those into the three numbers a trajectory loss needs at one visited state:
-log P_F of the action taken there, log P_B of the edge that led into it, and log F of the state.
+A policy maps an input (`policy_input`: the environment's observation, or what the policy reads of it) to its
+outputs (forward logits [num_actions], backward logits [num_backward_actions], log state flow). `state_terms`
+turns those into the three numbers a trajectory loss needs at one visited state: log P_F of the action taken
+there, log P_B of the edge that led into it, and log F of the state.
+
+A policy may also keep activations for its own gradient: `forward_cached(input) -> (outputs, activations)` and
+`param_vjp(inputs, activations, out_cotangent)`, so the gradient pass back-propagates through the sampler's
+forward pass instead of running a second one. Policies without them are re-run (`policy_param_vjp`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from fluxrl.core.nets import mlp
+from fluxrl.core.nets import MLP, mlp
 from fluxrl.envs.gflownet.base import DAGEnv, uniform_log_pb
 
 # A finite stand-in for -inf: masked logits get it so that a state with no valid action gives a finite
@@ -22,9 +27,10 @@ MASKED_LOGIT = -1e9
 
 
 class MLPPolicy(eqx.Module):
-    """An MLP over a flat observation with forward, backward and log-flow heads."""
+    """An MLP over a flat observation (or the positions of its ones, see `policy_input`) with forward, backward
+    and log-flow heads."""
 
-    net: eqx.nn.MLP
+    net: MLP
     num_actions: int = eqx.field(static=True)
     num_backward_actions: int = eqx.field(static=True)
 
@@ -35,10 +41,24 @@ class MLPPolicy(eqx.Module):
         self.num_backward_actions = env.num_backward_actions
 
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(forward logits, backward logits, log flow) for one observation."""
-        out = self.net(obs.astype(jnp.float32))
+        """(forward logits, backward logits, log flow) for one input."""
+        return self._heads(self.net(obs))
+
+    def forward_cached(self, obs: jax.Array) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, ...]]:
+        """(outputs, hidden activations) for one input."""
+        out, hidden = self.net.forward_cached(obs)
+        return self._heads(out), hidden
+
+    def param_vjp(self, obs: jax.Array, hidden: tuple[jax.Array, ...], out_cotangent):
+        """Sum over a batch (leading axis) of the VJP of the outputs w.r.t. the arrays, back-propagated through
+        the batch's stored hidden activations."""
+        tangent = lambda change: self._heads(self.net.linearized(change.net, obs, hidden))
+        (grads,) = jax.linear_transpose(tangent, self)(out_cotangent)
+        return grads
+
+    def _heads(self, out: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         a, b = self.num_actions, self.num_backward_actions
-        return out[:a], out[a:a + b], out[a + b]
+        return out[..., :a], out[..., a:a + b], out[..., a + b]
 
 
 class SlotTransformerPolicy(eqx.Module):
@@ -70,12 +90,43 @@ class StateTerms(NamedTuple):
     log_flow: jax.Array  # log F(s_t)
 
 
-def forward_log_probs(policy, env: DAGEnv, state) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(log P_F over all actions, log P_B over all backward actions, log F) at one state, masks applied."""
-    forward_logits, backward_logits, log_flow = policy(env.obs(state))
+def policy_input(policy, env: DAGEnv, state):
+    """What `policy` reads at `state`: the positions of the ones of the observation where the environment
+    lists them (`obs_hot_indices`) and the policy is an MLP, else the observation."""
+    if isinstance(policy, MLPPolicy) and hasattr(env, "obs_hot_indices"):
+        return env.obs_hot_indices(state)
+    return env.obs(state)
+
+
+def policy_forward(policy, obs: jax.Array):
+    """(outputs, activations) for one input; a policy without `forward_cached` keeps no activations."""
+    if hasattr(policy, "forward_cached"):
+        return policy.forward_cached(obs)
+    return policy(obs), ()
+
+
+def policy_param_vjp(policy_params, policy_static, inputs: jax.Array, activations, out_cotangent):
+    """Sum over a batch of the VJP of the policy's outputs w.r.t. its arrays, from the activations that
+    `policy_forward` kept at these inputs (a policy without `param_vjp` is run again)."""
+    policy = eqx.combine(policy_params, policy_static)
+    if hasattr(policy, "param_vjp"):
+        return policy.param_vjp(inputs, activations, out_cotangent)
+    _, vjp = jax.vjp(lambda params: jax.vmap(eqx.combine(params, policy_static))(inputs), policy_params)
+    return vjp(out_cotangent)[0]
+
+
+def log_probs_from_outputs(env: DAGEnv, state, outputs) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(log P_F over all actions, log P_B over all backward actions, log F) from the policy's outputs at one
+    state, masks applied."""
+    forward_logits, backward_logits, log_flow = outputs
     log_pf = jax.nn.log_softmax(jnp.where(env.forward_mask(state), forward_logits, MASKED_LOGIT))
     log_pb = jax.nn.log_softmax(jnp.where(env.backward_mask(state), backward_logits, MASKED_LOGIT))
     return log_pf, log_pb, log_flow
+
+
+def forward_log_probs(policy, env: DAGEnv, state) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(log P_F over all actions, log P_B over all backward actions, log F) at one state, masks applied."""
+    return log_probs_from_outputs(env, state, policy(policy_input(policy, env, state)))
 
 
 def terms_at(env: DAGEnv, uniform_pb: bool, state, log_pf_all: jax.Array, log_pb_all: jax.Array,
@@ -91,8 +142,15 @@ def terms_at(env: DAGEnv, uniform_pb: bool, state, log_pf_all: jax.Array, log_pb
     return StateTerms(log_pf, log_pb, log_flow)
 
 
+def terms_from_outputs(env: DAGEnv, uniform_pb: bool, state, outputs, action: jax.Array,
+                       prev_backward_action: jax.Array) -> StateTerms:
+    """The loss terms at one state from the policy's outputs there."""
+    return terms_at(env, uniform_pb, state, *log_probs_from_outputs(env, state, outputs), action,
+                    prev_backward_action)
+
+
 def state_terms(policy, env: DAGEnv, uniform_pb: bool, state, action: jax.Array,
                 prev_backward_action: jax.Array) -> StateTerms:
     """The loss terms at one state, computed by `policy`."""
-    log_pf_all, log_pb_all, log_flow = forward_log_probs(policy, env, state)
-    return terms_at(env, uniform_pb, state, log_pf_all, log_pb_all, log_flow, action, prev_backward_action)
+    outputs = policy(policy_input(policy, env, state))
+    return terms_from_outputs(env, uniform_pb, state, outputs, action, prev_backward_action)

@@ -7,13 +7,15 @@ Row `length` holds the terminated state; rows after it are padding.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from fluxrl.envs.gflownet.base import DAGEnv
-from fluxrl.gflownet.policy import MASKED_LOGIT, StateTerms, forward_log_probs, state_terms, terms_at
+from fluxrl.gflownet.policy import (MASKED_LOGIT, StateTerms, policy_forward, policy_input, state_terms,
+                                    terms_from_outputs)
 
 
 class Trajectories(NamedTuple):
@@ -25,6 +27,8 @@ class Trajectories(NamedTuple):
     length: jax.Array  # [B] number of transitions
     log_reward: jax.Array  # [B]
     final_states: Any  # env state pytree, leaves [B, ...]: the terminated states x
+    policy_outputs: Any  # the sampling policy's outputs at every row, leaves [B, T+1, ...] (zero on padding)
+    policy_activations: Any  # what the sampling policy kept for its gradient at every row (see policy.py)
 
 
 def exploration_log_probs(log_pf_all: jax.Array, mask: jax.Array, epsilon: jax.Array,
@@ -36,9 +40,19 @@ def exploration_log_probs(log_pf_all: jax.Array, mask: jax.Array, epsilon: jax.A
     return jnp.logaddexp(jnp.log1p(-epsilon) + tempered, jnp.log(epsilon) + uniform)
 
 
-def _rows(tree, index):
-    """The leaves of a [B, ...] pytree written into row `index` of a [T+1, B, ...] buffer pytree."""
-    return lambda buffer: jax.tree.map(lambda b, x: b.at[index].set(x), buffer, tree)
+def gumbel_max_actions(forward_logits: jax.Array, mask: jax.Array, gumbel: jax.Array, explore: jax.Array,
+                       temperature) -> jax.Array:
+    """A draw from `exploration_log_probs` by the Gumbel-max trick, given Gumbel noise per action and whether
+    the epsilon branch was drawn: uniform over valid actions if so, else softmax(logits / temperature).
+
+    Only one branch's argmax is used, so both may share the same noise."""
+    scores = jnp.where(mask, jnp.where(explore, 0.0, forward_logits / temperature), MASKED_LOGIT)
+    return jnp.argmax(scores + gumbel, axis=-1).astype(jnp.int32)
+
+
+def _write_row(buffer, row, tree):
+    """The leaves of a [B, ...] pytree written into row `row` of a [B, T+1, ...] buffer pytree."""
+    return jax.tree.map(lambda b, x: b.at[:, row].set(x), buffer, tree)
 
 
 def sample_trajectories(policy, env: DAGEnv, env_params, key: jax.Array, batch_size: int,
@@ -46,21 +60,23 @@ def sample_trajectories(policy, env: DAGEnv, env_params, key: jax.Array, batch_s
     """Roll out `batch_size` trajectories, stopping as soon as all have terminated.
 
     Returns the trajectories and the loss terms of `policy` at every row (no gradient flows through them:
-    `policy_gradient` differentiates them afterwards)."""
+    `policy_gradient` differentiates them afterwards, from the outputs and activations kept here)."""
     num_rows = env.max_length + 1
-    reset_key, step_key = jax.random.split(key)
+    reset_key, gumbel_key, explore_key = jax.random.split(key, 3)
+    # All rows' noise in one draw: on CPU each threefry call is a loop that costs more per step than a small
+    # policy's forward pass, and the draws do not depend on the rollout.
+    gumbel = jax.random.gumbel(gumbel_key, (num_rows, batch_size, env.num_actions))
+    explore = jax.random.uniform(explore_key, (num_rows, batch_size, 1)) < epsilon
     states = jax.vmap(env.reset, (None, 0))(env_params, jax.random.split(reset_key, batch_size))
-    forward_mask = jax.vmap(env.forward_mask)
-    step_fn = jax.vmap(env.step)
-    backward_action_fn = jax.vmap(env.backward_action)
-    batched_log_probs = jax.vmap(lambda s: forward_log_probs(policy, env, s))
-    batched_terms = jax.vmap(lambda *args: terms_at(env, uniform_pb, *args))
+    forward = jax.vmap(lambda s: policy_forward(policy, policy_input(policy, env, s)))
 
+    rows_of = lambda x: jnp.broadcast_to(x[:, None], (batch_size, num_rows) + x.shape[1:])
     buffers = (
-        jax.tree.map(lambda x: jnp.broadcast_to(x, (num_rows,) + x.shape), states),
-        jnp.full((num_rows, batch_size), -1, jnp.int32),
-        jnp.full((num_rows, batch_size), -1, jnp.int32),
-        StateTerms(*(jnp.zeros((num_rows, batch_size)) for _ in range(3))),
+        jax.tree.map(rows_of, states),
+        jnp.full((batch_size, num_rows), -1, jnp.int32),
+        jnp.full((batch_size, num_rows), -1, jnp.int32),
+        *jax.tree.map(lambda x: jnp.zeros((batch_size, num_rows) + x.shape[1:], x.dtype),
+                      jax.eval_shape(forward, states)),
     )
     prev_backward = jnp.full((batch_size,), -1, jnp.int32)
     finished = jnp.zeros((batch_size,), bool)  # the terminated state's row has been written
@@ -70,34 +86,31 @@ def sample_trajectories(policy, env: DAGEnv, env_params, key: jax.Array, batch_s
         return (row < num_rows) & ~jnp.all(finished)
 
     def body(carry):
-        row, states, prev_backward, finished, (state_buf, action_buf, prev_buf, term_buf) = carry
-        log_pf_all, log_pb_all, log_flow = batched_log_probs(states)
-        masks = forward_mask(states)
-        noise = jax.random.gumbel(jax.random.fold_in(step_key, row), log_pf_all.shape)
-        explore = jax.vmap(exploration_log_probs, (0, 0, None, None))(log_pf_all, masks, epsilon, temperature)
+        row, states, prev_backward, finished, buffers = carry
+        outputs, activations = forward(states)
+        drawn = gumbel_max_actions(outputs[0], jax.vmap(env.forward_mask)(states), gumbel[row], explore[row],
+                                   temperature)
         done = jax.vmap(env.is_terminal)(states)
-        actions = jnp.where(done, -1, jnp.argmax(explore + noise, axis=-1).astype(jnp.int32))
-        terms = batched_terms(states, log_pf_all, log_pb_all, log_flow, actions, prev_backward)
-        buffers = (
-            _rows(states, row)(state_buf), action_buf.at[row].set(actions),
-            prev_buf.at[row].set(prev_backward), _rows(terms, row)(term_buf),
-        )
+        actions = jnp.where(done, -1, drawn)
+        buffers = _write_row(buffers, row, (states, actions, prev_backward, outputs, activations))
         safe_actions = jnp.maximum(actions, 0)
-        stepped = step_fn(states, safe_actions)
+        stepped = jax.vmap(env.step)(states, safe_actions)
         next_states = jax.tree.map(
             lambda new, old: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new), stepped, states)
-        next_prev = backward_action_fn(states, safe_actions).astype(jnp.int32)
+        next_prev = jax.vmap(env.backward_action)(states, safe_actions).astype(jnp.int32)
         next_prev = jnp.where(done | (actions == env.exit_action), -1, next_prev)
         return row + 1, next_states, next_prev, finished | done, buffers
 
-    _, final_states, _, _, (state_buf, action_buf, prev_buf, term_buf) = jax.lax.while_loop(
+    _, final_states, _, _, buffers = jax.lax.while_loop(
         cond, body, (jnp.int32(0), states, prev_backward, finished, buffers))
-    batch_major = lambda tree: jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), tree)
-    length = jnp.sum(action_buf >= 0, axis=0)
+    state_buf, action_buf, prev_buf, outputs_buf, activations_buf = buffers
+    length = jnp.sum(action_buf >= 0, axis=1)
     log_reward = jax.vmap(env.log_reward, (None, 0))(env_params, final_states)
-    trajectories = Trajectories(batch_major(state_buf), batch_major(action_buf), batch_major(prev_buf),
-                                length, log_reward, final_states)
-    return trajectories, batch_major(term_buf)
+    terms = jax.vmap(jax.vmap(functools.partial(terms_from_outputs, env, uniform_pb)))(
+        state_buf, outputs_buf, action_buf, prev_buf)
+    trajectories = Trajectories(state_buf, action_buf, prev_buf, length, log_reward, final_states, outputs_buf,
+                                activations_buf)
+    return trajectories, terms
 
 
 def score_trajectories(policy, env: DAGEnv, trajectories: Trajectories, uniform_pb: bool) -> StateTerms:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxrl.core.config import ConfigError
-from fluxrl.core.transformer import TransformerEncoder
+from fluxrl.core.transformer import TransformerEncoder, _layer_norm
 
 VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED = 5, 4, 3, 2
 MODEL = TransformerEncoder(VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED, d_model=16, num_heads=4, num_layers=2,
@@ -17,6 +17,17 @@ MODEL = TransformerEncoder(VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED, d_model=16
 tokens_strategy = st.lists(st.integers(0, VOCAB - 1), min_size=SEQ_LEN, max_size=SEQ_LEN)
 
 
+def _reference_call(model: TransformerEncoder, tokens: jax.Array) -> jax.Array:
+    """The encoder built from equinox's own layers, applied per token: the definition the fast path must match."""
+    x = model.token_embedding.weight[tokens] + model.position_embedding
+    for block in model.blocks:
+        normed = jax.vmap(block.attention_norm)(x)
+        x = x + block.attention(normed, normed, normed)
+        hidden = jax.nn.gelu(jax.vmap(block.mlp_in)(jax.vmap(block.mlp_norm)(x)))
+        x = x + jax.vmap(block.mlp_out)(hidden)
+    x = jax.vmap(model.final_norm)(x)
+    per_token = jax.vmap(model.token_head)(x).reshape(-1)
+    return jnp.concatenate([per_token, model.pooled_head(jnp.mean(x, axis=0))])
 
 
 @eqx.filter_jit
@@ -48,9 +59,44 @@ def test_jitted_vmapped_call_equals_one_call_per_sequence(batch):
     np.testing.assert_allclose(_batched_call(MODEL, tokens), expected, rtol=1e-5, atol=1e-5)
 
 
+@settings(max_examples=20, deadline=None)
+@given(batch=st.lists(tokens_strategy, min_size=3, max_size=3))
+def test_outputs_equal_the_encoder_built_from_equinox_layers(batch):
+    tokens = jnp.asarray(batch, jnp.int32)
+    expected = eqx.filter_jit(jax.vmap(_reference_call, (None, 0)))(MODEL, tokens)
+    np.testing.assert_allclose(_batched_call(MODEL, tokens), expected, rtol=1e-5, atol=1e-5)
+
+
 @eqx.filter_jit
-def _gradient(model, tokens, targets):
-    return eqx.filter_grad(lambda m: jnp.mean((jax.vmap(m)(tokens) - targets) ** 2))(model)
+def _gradient(model, tokens, targets, call=None):
+    call = (lambda m, t: m(t)) if call is None else call
+    return eqx.filter_grad(lambda m: jnp.mean((jax.vmap(lambda t: call(m, t))(tokens) - targets) ** 2))(model)
+
+
+@settings(max_examples=10, deadline=None)
+@given(batch=st.lists(tokens_strategy, min_size=2, max_size=2), seed=st.integers(0, 2**31 - 1))
+def test_gradients_equal_those_of_the_encoder_built_from_equinox_layers(batch, seed):
+    tokens = jnp.asarray(batch, jnp.int32)
+    targets = jax.random.normal(jax.random.PRNGKey(seed), (2, SEQ_LEN * OUT_PER_TOKEN + OUT_POOLED))
+    fast = jax.tree.leaves(eqx.filter(_gradient(MODEL, tokens, targets), eqx.is_array))
+    reference = jax.tree.leaves(eqx.filter(_gradient(MODEL, tokens, targets, _reference_call), eqx.is_array))
+    for got, want in zip(fast, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_gradient_equals_equinox_layer_norm_gradient():
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    norm = eqx.nn.LayerNorm(16)
+    norm = eqx.tree_at(lambda n: (n.weight, n.bias), norm,
+                       (jax.random.normal(keys[0], (16,)), jax.random.normal(keys[1], (16,))))
+    x = 3.0 * jax.random.normal(keys[2], (5, 16)) + 1.0
+    cotangent = jax.random.normal(keys[3], (5, 16))
+    loss = lambda norm_fn: lambda n, x: jnp.sum(norm_fn(n, x) * cotangent)
+    fast = jax.grad(loss(_layer_norm), argnums=(0, 1))(norm, x)
+    reference = jax.grad(loss(lambda n, x: jax.vmap(n)(x)), argnums=(0, 1))(norm, x)
+    np.testing.assert_allclose(_layer_norm(norm, x), jax.vmap(norm)(x), rtol=1e-5, atol=1e-5)
+    for got, want in zip(jax.tree.leaves(fast), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @settings(max_examples=30, deadline=None)

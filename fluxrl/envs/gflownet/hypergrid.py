@@ -141,6 +141,10 @@ class Hypergrid:
         """One-hot encoding of each coordinate, concatenated."""
         return jax.nn.one_hot(state.coords, self.height).reshape(-1)
 
+    def obs_hot_indices(self, state: HypergridState) -> jax.Array:
+        """Positions of the ones in `obs(state)`, so a linear layer on it can add up weight columns instead."""
+        return state.coords + self.height * jnp.arange(self.ndim, dtype=jnp.int32)
+
     def all_states(self) -> HypergridState:
         """Every cell as a non-terminated state, in row-major order of its coordinates."""
         grids = np.indices((self.height,) * self.ndim).reshape(self.ndim, -1).T
