@@ -189,7 +189,7 @@ def _reference_bge_local(data, node, parents, alpha_mu=1.0):
 @pytest.mark.parametrize("d, n", [(2, 5), (3, 7), (4, 12)])
 def test_bge_table_matches_the_closed_form_on_tiny_data(d, n):
     data = np.random.default_rng(d).normal(size=(n, d)) + np.arange(d)
-    table = np.asarray(structure_params(StructureLearning(num_nodes=d), data, relative=False).local_scores)
+    table = np.asarray(structure_params(StructureLearning(num_nodes=d), data, reference="none").local_scores)
     for node in range(d):
         others = [i for i in range(d) if i != node]
         for size in range(d):
@@ -204,9 +204,9 @@ def test_bge_of_one_variable_equals_the_normal_gamma_marginal_likelihood():
     # For x = (1, 2): kappa_N = 3, a_N = 2.5, b_N = 0.25 + 0.25 + 2 * 1.5**2 / 6 = 1.25.
     expected = (math.lgamma(2.5) - math.lgamma(1.5) + 1.5 * math.log(0.25) - 2.5 * math.log(1.25)
                 + 0.5 * math.log(1 / 3) - math.log(2 * math.pi))
-    params = structure_params(StructureLearning(num_nodes=1), np.array([[1.0], [2.0]]), relative=False)
+    params = structure_params(StructureLearning(num_nodes=1), np.array([[1.0], [2.0]]), reference="none")
     assert np.isclose(float(params.local_scores[0, 0]), expected, rtol=1e-6)
-    relative = structure_params(StructureLearning(num_nodes=1), np.array([[1.0], [2.0]]))
+    relative = structure_params(StructureLearning(num_nodes=1), np.array([[1.0], [2.0]]), reference="empty")
     assert float(relative.local_scores[0, 0]) == 0.0  # relative to the empty graph
 
 
@@ -267,6 +267,22 @@ def test_exact_posterior_matches_the_target_distribution_and_concentrates_near_t
     truth = ground_truth_adjacency(env)
     assert expected_shd(posterior, graphs, truth) < 2.0
     assert edge_auc(edge_marginals(posterior, graphs), truth) > 0.8
+
+
+@pytest.mark.parametrize("graph_seed", [0, 1])
+def test_score_references_move_log_r_but_not_the_posterior(graph_seed):
+    env = structure_env(4, num_samples=100, graph_seed=graph_seed)
+    data = generate_dataset(env)[2]
+    posteriors = {ref: exact_posterior(env, structure_params(env, data, reference=ref))
+                  for ref in ("best", "empty", "none")}
+    np.testing.assert_allclose(posteriors["best"], posteriors["empty"], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(posteriors["best"], posteriors["none"], rtol=1e-4, atol=1e-9)
+    table = np.asarray(structure_params(env, data).local_scores, np.float64)
+    log_rewards = np.array([_log_score(table, graph) for graph in enumerated_graphs(env)])
+    assert log_rewards.max() <= 0.0  # every DAG scores at most the per-node bests
+    assert np.isclose(table.max(axis=1), 0.0).all()
+    with pytest.raises(ConfigError, match="reference"):
+        structure_params(env, data, reference="mean")
 
 
 def test_transition_table_of_the_enumeration_is_consistent():

@@ -8,10 +8,10 @@ the forward mask costs O(d^2); a forward step updates it in O(d^2), a backward s
 matrix squaring.
 
 The reward is the BGe marginal likelihood of data generated from a seeded ground-truth linear-Gaussian DAG,
-with a uniform prior over graphs: log R(G) = sum_j local[j, parents_j(G)] (by default relative to the empty
-graph, which changes no posterior probability). Because the score is decomposable,
-`structure_params` precomputes on the host (float64) the table local[j, parent bitmask] over all 2^d parent
-subsets, so `log_reward` is d table lookups.
+with a uniform prior over graphs: log R(G) = sum_j local[j, parents_j(G)] (by default each node's entries are
+taken relative to its best parent set, which changes no posterior probability; see `structure_params`).
+Because the score is decomposable, `structure_params` precomputes on the host (float64) the table
+local[j, parent bitmask] over all 2^d parent subsets, so `log_reward` is d table lookups.
 
 `StructureLearning` does not list its states. `EnumerableStructureLearning` (d <= 5; `structure_env` picks the
 right class) adds `all_states`, `terminal_states`, `state_index` and `num_states`, for exact metrics; the
@@ -343,18 +343,26 @@ def bge_local_scores(data: np.ndarray, prior: BGePrior = BGePrior()) -> np.ndarr
 
 
 def structure_params(env: StructureLearning, data=None, prior: BGePrior = BGePrior(),
-                     relative: bool = True) -> StructureParams:
+                     reference: str = "best") -> StructureParams:
     """BGe local-score table of `data` (float [N, d]), or of `sample_data(env)` when data is None.
 
-    With `relative`, each node's entries are taken relative to its score without parents, so log R(G) is the
-    log Bayes factor of G against the empty graph: the same posterior, with log R near 0 instead of in the
-    hundreds (a learned log Z starting at 0 reaches it quickly, and float32 keeps more digits)."""
+    `reference` subtracts a per-node constant, which leaves every posterior probability unchanged but moves
+    log R: "best" (default) subtracts each node's best local score, so log R(G) <= 0 for every DAG and the
+    true log Z is at most log(#DAGs); "empty" makes log R(G) the log Bayes factor of G against the empty graph
+    (log R then reaches the hundreds with 100 samples); "none" keeps the raw BGe log marginal likelihood.
+    Why "best": TB's log Z starts at 0, and a log Z that starts above its target makes the loss push
+    probability away from what was sampled (exploration), while one that starts far below it pulls the policy
+    onto its first samples (collapse); with "empty" the learned model collapsed onto one graph."""
+    if reference not in ("best", "empty", "none"):
+        raise ConfigError(f"reference must be 'best', 'empty' or 'none', got {reference!r}.")
     data = sample_data(env) if data is None else np.asarray(data, np.float64)
     if data.ndim != 2 or data.shape[1] != env.num_nodes or data.shape[0] < 1:
         raise ConfigError(f"data must have shape (num_samples, num_nodes = {env.num_nodes}), got {data.shape}.")
     if not np.isfinite(data).all():
         raise ConfigError("data must be finite.")
     local = bge_local_scores(data, prior)
-    if relative:
+    if reference == "best":
+        local = local - local.max(axis=1, keepdims=True)
+    elif reference == "empty":
         local = local - local[:, :1]
     return StructureParams(jnp.asarray(local, jnp.float32))
