@@ -92,6 +92,12 @@ def metrics_table(study: Study, final: dict) -> list[str]:
     return lines
 
 
+def wall_time_line(seconds: dict[str, float]) -> str:
+    """One report line: the whole reproduction's wall time and each study's share."""
+    parts = ", ".join(f"{name} {value / 60:.1f}" for name, value in seconds.items())
+    return f"Wall time: {sum(seconds.values()) / 60:.1f} min in all ({parts} min), compilation included."
+
+
 def final_values(study: Study, rows: dict[str, list[dict]]) -> dict:
     """Per method and plotted metric: the last logged value's mean, std and per-seed values."""
     final = {}

@@ -14,7 +14,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from fluxrl.experiments.common import Study, final_values, metrics_table, plot_study, run_reproduction
+from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, run_reproduction,
+                                       wall_time_line)
 
 METHODS = {  # label -> exploration setting of the main GFlowNet
     "TB": dict(explore="none"),
@@ -93,7 +94,7 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
              "beside ours. Every number is the last logged value of the run (exact metrics from the "
              "learned forward policy by dynamic programming where the environment is enumerable; `modes_found` "
              "counts distinct modes among all trajectories sampled during training, auxiliary ones included).",
-             ""]
+             "", wall_time_line(seconds), ""]
     for study in studies:
         summary = results[study.name]
         lines += [f"## {study.title}", "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fluxrl.experiments.common import Study, final_values, metrics_table, run_reproduction
+from fluxrl.experiments.common import Study, final_values, metrics_table, run_reproduction, wall_time_line
 
 PROTOCOL = "cpu-reduced-1"
 METHODS = {  # label -> loss settings; the rest of the config is the study's
@@ -77,11 +77,12 @@ def write_report(studies, results: dict, out: Path, seeds: int, seconds: dict) -
              "(so equal iterations = equal trajectories). Exact `tv` by dynamic programming on the learned "
              "forward policy (softmax(Q / tau) for the DQN variants); `modes_found` counts distinct modes among all "
              "sampled trajectories; `spearman` on a subset of the test set (size in the study title's config).",
-             "", f"Paper: {PAPER}.", ""]
+             "", wall_time_line(seconds), "", f"Paper: {PAPER}.", ""]
     for study in studies:
         summary = results[study.name]
+        trajectories = study.config["batch_size"] * study.iterations
         lines += [f"## {study.title}", "",
-                  f"{study.iterations} iterations ({16 * study.iterations} trajectories) per method, evaluated "
+                  f"{study.iterations} iterations ({trajectories} trajectories) per method, evaluated "
                   f"every {study.eval_every}; wall time {seconds[study.name]:.0f} s for all methods.", "",
                   *metrics_table(study, summary["final"])]
         lines += ["", f"**M-DQN {summary['verdict']} the best of TB / DB / SubTB ({summary['best_baseline']}) on "
