@@ -60,6 +60,8 @@ def curve(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_study(study: Study, rows: dict[str, list[dict]], path: Path, seeds: int, protocol: str) -> Path:
     """Curves of a study's metrics: mean over seeds, band from min to max."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,7 +79,10 @@ def plot_study(study: Study, rows: dict[str, list[dict]], path: Path, seeds: int
             axis.set_yscale("log")
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(f"{study.title}: mean of {seeds} seeds, band = min..max ({protocol})", fontsize=10)
+    # Wrapped to the figure's width: a single-panel figure is too narrow for the whole title on one line.
+    title = textwrap.fill(f"{study.title}: mean of {seeds} seeds, band = min..max ({protocol})",
+                          width=int(60 * len(study.curves)))
+    figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
