@@ -76,15 +76,11 @@ def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
 
 def posterior_reference(study: Study) -> dict[str, float]:
     """Expected SHD and edge AUC of the exact posterior of a structure study (what a perfect sampler scores)."""
-    from fluxrl.envs.gflownet import structure_metrics
-    from fluxrl.envs.gflownet.structure import ground_truth_adjacency
+    from fluxrl.envs.gflownet.structure_metrics import exact_posterior, graph_metrics
     from fluxrl.gflownet.trainer import make_env
 
     env, params = make_env(study_config(study, study.methods[0]))
-    posterior = structure_metrics.exact_posterior(env, params)
-    graphs, truth = structure_metrics.enumerated_graphs(env), ground_truth_adjacency(env)
-    return {"expected_shd": structure_metrics.expected_shd(posterior, graphs, truth),
-            "edge_auc": structure_metrics.edge_auc(structure_metrics.edge_marginals(posterior, graphs), truth)}
+    return graph_metrics(env, exact_posterior(env, params))
 
 
 def write_report(studies: list[Study], results: dict, out: Path, seeds: int, seconds: dict) -> Path:

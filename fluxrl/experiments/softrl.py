@@ -38,7 +38,7 @@ STUDIES = (
           dict(env="bitseq", n=120, k=8, batch_size=16, lr=2e-3, log_z_lr=1e-3, subtb_lambda=1.9,
                test_set_size=360),  # paper: 50k iterations, 7,200 test sequences
           # About 1.5 s per iteration for 3 seeds (a 3-layer transformer on every state), and about 12 s per
-          # seed per evaluation: 100 iterations is what fits the hour. So few samples find almost no mode
+          # seed per evaluation: 100 iterations is what fits the hour. That few samples find almost no mode
           # (TB found 0.75 on average in 300 iterations), so the verdict is on the test correlation.
           tuple(METHODS), iterations=100, eval_every=100,
           curves=("spearman", "modes_found"), headline="spearman", lower_is_better=False,

@@ -542,12 +542,9 @@ def evaluate(config: GFlowNetConfig, state: GFlowNetState, key: jax.Array) -> di
         learned, target = terminal_distributions(config, state)
         results = gfn_metrics.distribution_metrics(learned, target)
         if config.env == "structure":
-            from fluxrl.envs.gflownet import structure, structure_metrics
+            from fluxrl.envs.gflownet.structure_metrics import graph_metrics
 
-            graphs = structure_metrics.enumerated_graphs(env)
-            truth = structure.ground_truth_adjacency(env)
-            results["expected_shd"] = structure_metrics.expected_shd(learned, graphs, truth)
-            results["edge_auc"] = structure_metrics.edge_auc(structure_metrics.edge_marginals(learned, graphs), truth)
+            results.update(graph_metrics(env, learned))
         return results
     if config.env == "bitseq":
         from fluxrl.gflownet.bitseq_eval import test_correlation

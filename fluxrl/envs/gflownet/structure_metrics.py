@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from fluxrl.envs.gflownet.structure import EnumerableStructureLearning, StructureParams, dag_adjacencies
+from fluxrl.envs.gflownet.structure import (EnumerableStructureLearning, StructureParams, dag_adjacencies,
+                                           ground_truth_adjacency)
 
 
 def enumerated_graphs(env: EnumerableStructureLearning) -> np.ndarray:
@@ -64,3 +65,10 @@ def exact_posterior(env: EnumerableStructureLearning, params: StructureParams) -
     log_rewards = local[np.arange(env.num_nodes), masks].sum(axis=1)
     weights = np.exp(log_rewards - log_rewards.max())
     return weights / weights.sum()
+
+
+def graph_metrics(env: EnumerableStructureLearning, p: np.ndarray) -> dict[str, float]:
+    """`expected_shd` and `edge_auc` of a distribution p over env's graphs, against env's ground-truth DAG."""
+    graphs, truth = enumerated_graphs(env), ground_truth_adjacency(env)
+    return {"expected_shd": expected_shd(p, graphs, truth),
+            "edge_auc": edge_auc(edge_marginals(p, graphs), truth)}
