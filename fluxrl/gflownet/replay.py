@@ -4,6 +4,12 @@ buffer of items (Schaul et al. 2016) for soft Q-learning.
 Of a trajectory, only what a loss needs to re-score it is stored (states, actions, backward actions, length,
 log reward, final state); the sampling policy's outputs are not, since whoever trains on a replayed trajectory
 re-computes them under its own parameters.
+
+The prioritised buffer is ours, not flashbax's (0.1.3), because of two measurements: its sum tree draws the same
+empty last slot (probability 0, weight inf) when the top stratum's point rounds up to the total; and a masked add
+made it slower: 6.2 ms per add+sample+update cycle through its add (2.4 ms writing the items ourselves and using only
+its sum tree) against 1.2 ms here, at capacity 100,000, 464 padded items, 256 draws, 4 vmapped seeds, 2-core CPU.
+Its priority exponent is also fixed per buffer, while `alpha` is passed per call here.
 """
 
 from __future__ import annotations
@@ -84,13 +90,18 @@ def per_add(buffer: PrioritizedReplay, items: Any, valid: jax.Array) -> Prioriti
 def per_sample(buffer: PrioritizedReplay, key: jax.Array, batch_size: int, alpha: float,
                beta: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
     """(items, indices, importance weights) of `batch_size` draws with P(i) = p_i^alpha / sum_j p_j^alpha
-    (Schaul et al. 2016); weights (N P(i))^-beta, divided by the batch's largest so they are at most 1."""
+    (Schaul et al. 2016); weights (N P(i))^-beta, divided by the batch's largest so they are at most 1. Only filled
+    slots are drawn; the buffer must not be empty."""
     scaled = jnp.where(buffer.priorities > 0, buffer.priorities ** alpha, 0.0)
     cumulative = jnp.cumsum(scaled)
     total = cumulative[-1]
     # Stratified: one uniform draw in each of batch_size equal slices of the total mass.
     points = (jnp.arange(batch_size) + jax.random.uniform(key, (batch_size,))) * (total / batch_size)
-    indices = jnp.clip(jnp.searchsorted(cumulative, points, side="right"), 0, buffer.priorities.shape[0] - 1)
+    # In float32 the top point rounds up to the total about once in 1e5 calls (u within 2^-17 of 1 at 256 draws);
+    # searchsorted then passes every slot. Filled slots are [0, size), so the last filled one takes that draw,
+    # never an empty slot, whose probability 0 would make its weight inf.
+    last_filled = jnp.maximum(buffer.size - 1, 0)
+    indices = jnp.minimum(jnp.searchsorted(cumulative, points, side="right"), last_filled)
     probabilities = scaled[indices] / total
     weights = (buffer.size.astype(jnp.float32) * probabilities) ** (-beta)
     weights = weights / jnp.max(weights)
