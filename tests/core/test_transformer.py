@@ -30,6 +30,10 @@ def _reference_call(model: TransformerEncoder, tokens: jax.Array) -> jax.Array:
     return jnp.concatenate([per_token, model.pooled_head(jnp.mean(x, axis=0))])
 
 
+# Built once, so that hypothesis examples reuse one compiled program instead of compiling one each.
+_batched_reference_call = eqx.filter_jit(jax.vmap(_reference_call, (None, 0)))
+
+
 @eqx.filter_jit
 def _call(model, tokens):
     return model(tokens)
@@ -40,10 +44,29 @@ def _batched_call(model, tokens):
     return jax.vmap(model)(tokens)
 
 
-def test_output_holds_per_token_outputs_then_pooled_outputs():
-    out = _call(MODEL, jnp.zeros(SEQ_LEN, jnp.int32))
-    assert out.shape == (SEQ_LEN * OUT_PER_TOKEN + OUT_POOLED,) and out.dtype == jnp.float32
-    assert bool(jnp.all(jnp.isfinite(out)))
+@settings(max_examples=10, deadline=None)
+@given(tokens=tokens_strategy, permutation=st.permutations(range(SEQ_LEN)))
+def test_per_token_outputs_follow_their_token_and_pooled_outputs_ignore_the_order(tokens, permutation):
+    # Move every token together with its position embedding: attention is permutation-equivariant and the
+    # pooling a mean, so the per-token block of token i (outputs i * OUT_PER_TOKEN onwards) must move with it
+    # and the pooled outputs (the last OUT_POOLED) must stay.
+    tokens, permutation = jnp.asarray(tokens, jnp.int32), np.asarray(permutation)
+    moved = eqx.tree_at(lambda m: m.position_embedding, MODEL, MODEL.position_embedding[permutation])
+    out, moved_out = np.asarray(_call(MODEL, tokens)), np.asarray(_call(moved, tokens[permutation]))
+    per_token = out[:-OUT_POOLED].reshape(SEQ_LEN, OUT_PER_TOKEN)
+    np.testing.assert_allclose(moved_out[:-OUT_POOLED].reshape(SEQ_LEN, OUT_PER_TOKEN), per_token[permutation],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(moved_out[-OUT_POOLED:], out[-OUT_POOLED:], rtol=1e-5, atol=1e-5)
+
+
+def test_changing_one_token_changes_the_pooled_outputs_and_every_per_token_output():
+    tokens = jnp.array([0, 1, 2, 3], jnp.int32)
+    out = np.asarray(_call(MODEL, tokens)).astype(np.float64)
+    changed = np.asarray(_call(MODEL, tokens.at[2].set(4))).astype(np.float64)
+    assert out.shape == (SEQ_LEN * OUT_PER_TOKEN + OUT_POOLED,) and np.isfinite(out).all()
+    per_token_change = np.abs(changed - out)[:-OUT_POOLED].reshape(SEQ_LEN, OUT_PER_TOKEN).max(axis=1)
+    assert (per_token_change > 1e-4).all()  # attention carries the change to every position
+    assert np.abs(changed - out)[-OUT_POOLED:].max() > 1e-4
 
 
 def test_positions_are_told_apart_by_learned_position_embeddings():
@@ -63,7 +86,7 @@ def test_jitted_vmapped_call_equals_one_call_per_sequence(batch):
 @given(batch=st.lists(tokens_strategy, min_size=3, max_size=3))
 def test_outputs_equal_the_encoder_built_from_equinox_layers(batch):
     tokens = jnp.asarray(batch, jnp.int32)
-    expected = eqx.filter_jit(jax.vmap(_reference_call, (None, 0)))(MODEL, tokens)
+    expected = _batched_reference_call(MODEL, tokens)
     np.testing.assert_allclose(_batched_call(MODEL, tokens), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -118,11 +141,18 @@ def test_bit_sequence_sized_encoder_gives_one_output_per_slot_and_word_plus_a_lo
     assert out.shape == (15 * 257 + 1,) and out.dtype == jnp.float32
 
 
-def test_ffn_size_defaults_to_four_times_d_model():
-    assert MODEL.blocks[0].mlp_in.out_features == 64
-    wide = eqx.filter_eval_shape(TransformerEncoder, VOCAB, SEQ_LEN, 1, 1, d_model=16, num_heads=4, ffn_size=24,
-                                 key=jax.random.PRNGKey(0))
-    assert wide.blocks[0].mlp_in.out_features == 24
+@settings(max_examples=5, deadline=None)
+@given(batch=st.lists(tokens_strategy, min_size=3, max_size=3))
+def test_default_ffn_is_four_times_d_model_and_another_ffn_size_is_computed_like_equinox_layers(batch):
+    tokens = jnp.asarray(batch, jnp.int32)
+    explicit = TransformerEncoder(VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED, d_model=16, num_heads=4, num_layers=2,
+                                  ffn_size=64, key=jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(_batched_call(explicit, tokens), _batched_call(MODEL, tokens))
+    narrow = TransformerEncoder(VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED, d_model=16, num_heads=4, num_layers=2,
+                                ffn_size=24, key=jax.random.PRNGKey(0))
+    expected = _batched_reference_call(narrow, tokens)
+    np.testing.assert_allclose(_batched_call(narrow, tokens), expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(_batched_call(narrow, tokens), _batched_call(MODEL, tokens), atol=1e-3)
 
 
 def test_d_model_not_divisible_by_num_heads_raises_a_config_error():

@@ -59,10 +59,27 @@ def test_invalid_sizes_raise_a_config_error_naming_the_field(fields, name):
         BitSequence(**fields)
 
 
-def test_sizes_follow_from_n_and_k():
-    assert (DEFAULT.num_slots, DEFAULT.num_words, DEFAULT.num_actions) == (15, 256, 15 * 256)
-    assert (DEFAULT.num_backward_actions, DEFAULT.max_length, DEFAULT.obs_size) == (15, 15, 15)
-    assert DEFAULT.exit_action == -1
+@ENVS
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_every_sequence_is_built_in_exactly_num_slots_steps_in_any_order_and_decodes_back(env, data):
+    bits = np.array(data.draw(st.lists(st.integers(0, 1), min_size=env.n, max_size=env.n)), np.int8)
+    order = data.draw(st.permutations(range(env.num_slots)))
+    words = np.asarray(bits_to_words(bits, env.k))
+    state = env.reset(_params(env), jax.random.PRNGKey(0))
+    for steps, slot in enumerate(order, start=1):
+        assert not bool(state.terminated)
+        action = slot * env.num_words + int(words[slot])
+        mask = np.asarray(_jit(env, "forward_mask")(state))
+        assert mask.shape == (env.num_actions,) and mask[action]
+        assert mask.sum() == (env.num_slots - steps + 1) * env.num_words  # every word for every empty slot
+        backward = int(_jit(env, "backward_action")(state, action))
+        state = _jit(env, "step")(state, action)
+        assert np.asarray(_jit(env, "backward_mask")(state)).shape == (env.num_backward_actions,)
+        assert bool(_jit(env, "backward_mask")(state)[backward])
+    assert steps == env.max_length and bool(state.terminated)
+    np.testing.assert_array_equal(words_to_bits(state.words, env.k), bits)
+    assert np.asarray(env.obs(state)).shape == (env.obs_size,) and env.exit_action == -1
 
 
 def test_reset_empties_every_slot():

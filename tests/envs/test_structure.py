@@ -17,7 +17,7 @@ from fluxrl.envs.gflownet.base import is_enumerable
 from fluxrl.envs.gflownet.structure import (EnumerableStructureLearning, StructureLearning, generate_dataset,
                                             ground_truth_adjacency, structure_env, structure_params)
 from fluxrl.envs.gflownet.structure_metrics import (edge_auc, edge_marginals, enumerated_graphs, exact_posterior,
-                                                    expected_shd, structural_hamming_distances)
+                                                    expected_shd, graph_metrics, structural_hamming_distances)
 from fluxrl.gflownet.metrics import target_distribution, transition_table
 
 
@@ -334,3 +334,24 @@ def test_bad_sizes_are_rejected_with_the_field_name(kwargs, field):
 def test_data_of_the_wrong_shape_is_rejected():
     with pytest.raises(ConfigError, match="data"):
         structure_params(StructureLearning(num_nodes=3), np.zeros((10, 4)))
+
+
+@pytest.mark.parametrize("num_nodes", [1, 2])
+def test_graph_metrics_of_a_graph_without_edges_are_finite_and_leave_out_edge_auc(num_nodes):
+    env = structure_env(num_nodes)
+    assert not ground_truth_adjacency(env).any()  # 0.4 * d (d - 1) / 2 rounds to no edge
+    p = exact_posterior(env, env.default_params())
+    results = graph_metrics(env, p)
+    assert "edge_auc" not in results  # ROC-AUC needs a true edge and a non-edge to rank
+    assert all(np.isfinite(value) for value in results.values())
+    truth = ground_truth_adjacency(env)
+    assert results["expected_shd"] == pytest.approx(expected_shd(p, enumerated_graphs(env), truth))
+
+
+def test_graph_metrics_keep_edge_auc_when_the_truth_has_an_edge():
+    env = structure_env(2, edge_density=1.0)  # one true edge, and its reverse as the one non-edge
+    truth = ground_truth_adjacency(env)
+    assert truth.sum() == 1
+    p = np.zeros(env.num_states)
+    p[int(env.state_index(env.reset(None, None)._replace(adjacency=jnp.asarray(truth))))] = 1.0
+    assert graph_metrics(env, p) == {"expected_shd": 0.0, "edge_auc": 1.0}

@@ -45,7 +45,8 @@ class DAGEnv(Protocol):
     def obs(self, state: State) -> jax.Array: ...
 
 
-# Above this many states, exact metrics by enumeration are not attempted.
+# The most states exact metrics enumerate: evaluation skips larger environments, and an environment that
+# promises exact metrics (the hypergrid) refuses to be built larger.
 MAX_ENUMERABLE_STATES = 2_000_000
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxrl.core.config import ConfigError, check_range
+from fluxrl.envs.gflownet.base import MAX_ENUMERABLE_STATES
 
 REWARD_PRESETS = {
     "standard": (1e-3, 0.5, 2.0),
@@ -47,7 +48,9 @@ def hypergrid_params(reward: str = "standard", r0: float | None = None, r1: floa
 
 @dataclass(frozen=True)
 class Hypergrid:
-    """A D-dimensional grid of side H; action d < D increments coordinate d, action D exits."""
+    """A D-dimensional grid of side H; action d < D increments coordinate d, action D exits.
+
+    Every hypergrid is small enough for exact metrics: H**D may not exceed MAX_ENUMERABLE_STATES."""
 
     ndim: int = 2
     height: int = 8
@@ -57,8 +60,9 @@ class Hypergrid:
             raise ConfigError(f"ndim must be an integer >= 1, got {self.ndim}.")
         if not isinstance(self.height, int) or self.height < 2:
             raise ConfigError(f"height must be an integer >= 2, got {self.height}.")
-        if self.height**self.ndim > 50_000_000:
-            raise ConfigError(f"height**ndim must be <= 5e7 so metrics stay exact, got {self.height**self.ndim}.")
+        if self.height**self.ndim > MAX_ENUMERABLE_STATES:
+            raise ConfigError(f"height**ndim must be <= {MAX_ENUMERABLE_STATES}, the most states exact evaluation "
+                              f"enumerates, got {self.height**self.ndim}.")
 
     @property
     def num_actions(self) -> int:

@@ -14,13 +14,13 @@ Because the score is decomposable, `structure_params` precomputes on the host (f
 local[j, parent bitmask] over all 2^d parent subsets, so `log_reward` is d table lookups.
 
 `StructureLearning` does not list its states. `EnumerableStructureLearning` (d <= 5; `structure_env` picks the
-right class) adds `all_states`, `terminal_states`, `state_index` and `num_states`, for exact metrics; the
-graph-level metrics (expected SHD, edge marginals, edge AUC, exact posterior) are in `structure_metrics.py`.
+right class) adds `all_states`, `terminal_states`, `state_index` and `num_states`, for exact metrics. Beside this
+file: the BGe score in `bge_score.py`, the transitive closure and the list of every DAG in `dag_enumeration.py`,
+and the graph-level metrics (expected SHD, edge marginals, edge AUC, exact posterior) in `structure_metrics.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -28,16 +28,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import multigammaln
 
 from fluxrl.core.config import ConfigError, check_range
+from fluxrl.envs.gflownet.bge_score import BGePrior, bge_local_scores
+from fluxrl.envs.gflownet.dag_enumeration import (MAX_ENUMERABLE_NODES, NUM_DAGS, dag_adjacencies, dag_codes,
+                                                  transitive_closure)
 
 # The parent-set table has num_nodes * 2**num_nodes entries; above this many nodes it is not built.
 MAX_SCORED_NODES = 16
-# The number of DAGs grows super-exponentially (29281 for 5 nodes, 3781503 for 6); above this, no enumeration.
-MAX_ENUMERABLE_NODES = 5
-# Number of labelled DAGs on d nodes (OEIS A003024), d = 0..MAX_ENUMERABLE_NODES.
-NUM_DAGS = (1, 1, 3, 25, 543, 29281)
 
 
 class StructureState(NamedTuple):
@@ -54,14 +52,6 @@ class StructureParams(NamedTuple):
     m set when i is a parent); -inf where bit j of m is set (j cannot be its own parent)."""
 
     local_scores: jax.Array
-
-
-class BGePrior(NamedTuple):
-    """The Normal-Wishart prior of the BGe score: mean mu0 = 0, mean precision alpha_mu, Wishart degrees of
-    freedom alpha_w (None: d + 2), and T = t I with t = alpha_mu (alpha_w - d - 1) / (alpha_mu + 1)."""
-
-    alpha_mu: float = 1.0
-    alpha_w: float | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +200,7 @@ class EnumerableStructureLearning(StructureLearning):
     def state_index(self, state: StructureState) -> jax.Array:
         """Rank of the adjacency bit code among all DAG codes (clipped into range for cyclic graphs, which are
         never reached by a masked action)."""
-        codes = jnp.asarray(_dag_codes(self.num_nodes))
+        codes = jnp.asarray(dag_codes(self.num_nodes))
         bits = jnp.arange(self.num_nodes**2, dtype=jnp.int32)
         code = jnp.sum(state.adjacency.reshape(-1).astype(jnp.int32) << bits)
         return jnp.minimum(jnp.searchsorted(codes, code), self.num_states - 1).astype(jnp.int32)
@@ -222,39 +212,6 @@ def structure_env(num_nodes: int = 5, num_samples: int = 100, graph_seed: int = 
     cls = EnumerableStructureLearning if isinstance(num_nodes, int) and num_nodes <= MAX_ENUMERABLE_NODES \
         else StructureLearning
     return cls(num_nodes, num_samples, graph_seed, edge_density)
-
-
-def transitive_closure(adjacency, xp=jnp):
-    """bool [..., d, d] reachability by paths of length >= 1, by ceil(log2 d) rounds of R <- R | R @ R; `xp` is
-    jax.numpy (traced) or numpy (host-side enumeration of every graph)."""
-    d = adjacency.shape[-1]
-    reach = adjacency.astype(xp.float32)
-    for _ in range(math.ceil(math.log2(d))):  # paths of length up to 2**rounds >= d - 1
-        reach = xp.minimum(reach + reach @ reach, 1.0)
-    return reach > 0
-
-
-@functools.lru_cache(maxsize=None)
-def _dag_codes(num_nodes: int) -> np.ndarray:
-    """Sorted int32 bit codes (bit i * d + j for edge i -> j) of every DAG on num_nodes <= 5 nodes."""
-    d = num_nodes
-    off_diagonal = np.flatnonzero(~np.eye(d, dtype=bool).reshape(-1))
-    candidates = np.arange(2 ** len(off_diagonal), dtype=np.int64)
-    codes = np.zeros_like(candidates)
-    for k, position in enumerate(off_diagonal):
-        codes |= ((candidates >> k) & 1) << position
-    adjacency = ((codes[:, None] >> np.arange(d * d)) & 1).reshape(-1, d, d).astype(bool)
-    acyclic = ~np.diagonal(transitive_closure(adjacency, np), axis1=1, axis2=2).any(axis=1)
-    result = np.sort(codes[acyclic]).astype(np.int32)
-    assert len(result) == NUM_DAGS[d]
-    return result
-
-
-def dag_adjacencies(num_nodes: int) -> np.ndarray:
-    """bool [num_states, d, d]: every DAG on num_nodes <= 5 nodes, in state_index order."""
-    d = num_nodes
-    codes = _dag_codes(d).astype(np.int64)
-    return ((codes[:, None] >> np.arange(d * d)) & 1).reshape(-1, d, d).astype(bool)
 
 
 def generate_dataset(env: StructureLearning) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -290,56 +247,6 @@ def ground_truth_adjacency(env: StructureLearning) -> np.ndarray:
 def sample_data(env: StructureLearning) -> np.ndarray:
     """float64 [num_samples, d]: the seeded linear-Gaussian observations (see `generate_dataset`)."""
     return generate_dataset(env)[2]
-
-
-def bge_subset_log_marginals(data: np.ndarray, prior: BGePrior = BGePrior()) -> np.ndarray:
-    """float64 [2**d]: log p(D^Y) for every variable subset Y (bit i set when i is in Y), under the BGe prior.
-
-    With N samples, l = |Y|, R = T + S_N + N alpha_mu / (N + alpha_mu) (mu0 - mean)(mu0 - mean)^T:
-    log p(D^Y) = -N l / 2 log pi + l / 2 log(alpha_mu / (N + alpha_mu)) + log Gamma_l((N + alpha_w - d + l) / 2)
-                 - log Gamma_l((alpha_w - d + l) / 2) + (alpha_w - d + l) / 2 log det T_Y
-                 - (N + alpha_w - d + l) / 2 log det R_Y   (Kuipers, Moffa & Heckerman 2014),
-    and 0 for the empty set."""
-    data = np.asarray(data, np.float64)
-    n, d = data.shape
-    alpha_mu = float(prior.alpha_mu)
-    alpha_w = float(d + 2 if prior.alpha_w is None else prior.alpha_w)
-    if alpha_w <= d - 1:
-        raise ConfigError(f"alpha_w must be > d - 1 = {d - 1} for a proper Wishart prior, got {alpha_w}.")
-    t = alpha_mu * (alpha_w - d - 1) / (alpha_mu + 1)
-    if t <= 0:
-        raise ConfigError(f"alpha_w must be > d + 1 = {d + 1} so T = t I is positive definite, got {alpha_w}.")
-    mean = data.mean(axis=0)
-    centred = data - mean
-    r = t * np.eye(d) + centred.T @ centred + (n * alpha_mu / (n + alpha_mu)) * np.outer(mean, mean)
-    masks = np.arange(2**d)
-    members = ((masks[:, None] >> np.arange(d)) & 1).astype(bool)
-    sizes = members.sum(axis=1)
-    out = np.zeros(2**d)
-    for size in range(1, d + 1):
-        rows = np.flatnonzero(sizes == size)
-        index = np.array([np.flatnonzero(members[row]) for row in rows])
-        blocks = r[index[:, :, None], index[:, None, :]]
-        sign, logdet_r = np.linalg.slogdet(blocks)
-        assert (sign > 0).all()
-        a_post, a_prior = (n + alpha_w - d + size) / 2, (alpha_w - d + size) / 2
-        out[rows] = (-n * size / 2 * np.log(np.pi) + size / 2 * np.log(alpha_mu / (n + alpha_mu))
-                     + multigammaln(a_post, size) - multigammaln(a_prior, size)
-                     + a_prior * size * np.log(t) - a_post * logdet_r)
-    return out
-
-
-def bge_local_scores(data: np.ndarray, prior: BGePrior = BGePrior()) -> np.ndarray:
-    """float64 [d, 2**d]: local[j, m] = log p(D^{m + j}) - log p(D^m), the BGe score of node j with parents m;
-    -inf where bit j of m is set."""
-    d = np.asarray(data).shape[1]
-    marginals = bge_subset_log_marginals(data, prior)
-    masks = np.arange(2**d)
-    local = np.full((d, 2**d), -np.inf)
-    for node in range(d):
-        free = (masks >> node) & 1 == 0
-        local[node, free] = marginals[masks[free] | (1 << node)] - marginals[masks[free]]
-    return local
 
 
 def structure_params(env: StructureLearning, data=None, prior: BGePrior = BGePrior(),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from fluxrl.envs.gflownet.structure import (EnumerableStructureLearning, StructureParams, dag_adjacencies,
-                                           ground_truth_adjacency)
+from fluxrl.envs.gflownet.dag_enumeration import dag_adjacencies
+from fluxrl.envs.gflownet.structure import EnumerableStructureLearning, StructureParams, ground_truth_adjacency
 
 
 def enumerated_graphs(env: EnumerableStructureLearning) -> np.ndarray:
@@ -68,7 +68,12 @@ def exact_posterior(env: EnumerableStructureLearning, params: StructureParams) -
 
 
 def graph_metrics(env: EnumerableStructureLearning, p: np.ndarray) -> dict[str, float]:
-    """`expected_shd` and `edge_auc` of a distribution p over env's graphs, against env's ground-truth DAG."""
+    """`expected_shd` and `edge_auc` of a distribution p over env's graphs, against env's ground-truth DAG;
+    `edge_auc` is left out when it is undefined (a true graph with no edge, as for 1 or 2 nodes at the default
+    edge density, or with no non-edge), so no run reports or stops on a NaN (see docs/metrics.md)."""
     graphs, truth = enumerated_graphs(env), ground_truth_adjacency(env)
-    return {"expected_shd": expected_shd(p, graphs, truth),
-            "edge_auc": edge_auc(edge_marginals(p, graphs), truth)}
+    results = {"expected_shd": expected_shd(p, graphs, truth)}
+    auc = edge_auc(edge_marginals(p, graphs), truth)
+    if not np.isnan(auc):
+        results["edge_auc"] = auc
+    return results
