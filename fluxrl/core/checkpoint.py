@@ -12,6 +12,8 @@ import jax
 import numpy as np
 
 CHECKPOINT_FILE = "checkpoint.npz"
+# Prefix of host-side entries (e.g. metrics accumulated since the last row) stored beside the state.
+EXTRA_PREFIX = "extra/"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -34,27 +36,41 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
 
 
-def save(directory: Path, state: Any, iteration: int) -> Path:
-    """Save every leaf of `state` and the iteration it was taken at; returns the checkpoint's path."""
+def save(directory: Path, state: Any, iteration: int, extras: dict[str, np.ndarray] | None = None) -> Path:
+    """Save every leaf of `state`, the iteration it was taken at and named host-side `extras`; returns the path."""
     import io
 
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
     buffer = io.BytesIO()
-    np.savez(buffer, iteration=np.int64(iteration), **{f"leaf_{i}": leaf for i, leaf in enumerate(leaves)})
+    named = {f"{EXTRA_PREFIX}{name}": np.asarray(value) for name, value in (extras or {}).items()}
+    np.savez(buffer, iteration=np.int64(iteration), **{f"leaf_{i}": leaf for i, leaf in enumerate(leaves)}, **named)
     path = Path(directory) / CHECKPOINT_FILE
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
-def load(directory: Path, template: Any) -> tuple[Any, int]:
-    """(state, iteration) from a checkpoint, with the tree structure of `template` (shapes are checked)."""
+class CheckpointMismatch(ValueError):
+    """The checkpoint cannot be read as the state this run expects."""
+
+
+def load(directory: Path, template: Any) -> tuple[Any, int, dict[str, np.ndarray]]:
+    """(state as host arrays, iteration, extras) from a checkpoint, with the tree structure of `template`;
+    CheckpointMismatch when its leaves differ in number, shape or type, or the file is unreadable."""
     leaves, treedef = jax.tree.flatten(template)
-    with np.load(Path(directory) / CHECKPOINT_FILE) as data:
-        iteration = int(data["iteration"])
-        loaded = [data[f"leaf_{i}"] for i in range(len(leaves))]
-        if len(data.files) != len(leaves) + 1:
-            raise ValueError("the checkpoint does not match this run's state layout")
-    for leaf, array in zip(leaves, loaded):
+    try:
+        with np.load(Path(directory) / CHECKPOINT_FILE) as data:
+            iteration = int(data["iteration"])
+            names = [name for name in data.files if name.startswith("leaf_")]
+            if len(names) != len(leaves):
+                raise CheckpointMismatch(f"it holds {len(names)} arrays where this run's state has {len(leaves)}")
+            loaded = [data[f"leaf_{i}"] for i in range(len(leaves))]
+            extras = {name[len(EXTRA_PREFIX):]: data[name] for name in data.files if name.startswith(EXTRA_PREFIX)}
+    except (OSError, KeyError, EOFError, ValueError) as error:
+        if isinstance(error, CheckpointMismatch):
+            raise
+        raise CheckpointMismatch(f"it cannot be read ({error})") from None
+    for index, (leaf, array) in enumerate(zip(leaves, loaded)):
         if tuple(leaf.shape) != array.shape or np.dtype(leaf.dtype) != array.dtype:
-            raise ValueError("the checkpoint does not match this run's state layout")
-    return jax.tree.unflatten(treedef, [jax.numpy.asarray(a) for a in loaded]), iteration
+            raise CheckpointMismatch(f"array {index} is {array.dtype}{list(array.shape)} where this run's state "
+                                     f"has {np.dtype(leaf.dtype)}{list(leaf.shape)}")
+    return jax.tree.unflatten(treedef, loaded), iteration, extras

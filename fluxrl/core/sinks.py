@@ -12,7 +12,8 @@ METRICS_FILE = "metrics.csv"
 
 
 class CSVSink:
-    """Appends rows (iteration, seed, wall_seconds, metrics...) to metrics.csv with a fixed header."""
+    """Appends rows (iteration, seed, wall_seconds, metrics...) to metrics.csv; a metric first seen later
+    (say, one only evaluation reports) adds a column, left empty in the earlier rows."""
 
     def __init__(self, directory: Path, columns: list[str]):
         self.path = Path(directory) / METRICS_FILE
@@ -22,9 +23,19 @@ class CSVSink:
 
     def write(self, rows: list[dict]) -> None:
         """Append rows; missing metrics are left empty."""
+        new = sorted({name for row in rows for name in row} - set(self.columns))
+        if new:
+            self._add_columns(new)
         with self.path.open("a", newline="") as file:
             writer = csv.DictWriter(file, self.columns, restval="")
             writer.writerows({k: _format(v) for k, v in row.items()} for row in rows)
+
+    def _add_columns(self, names: list[str]) -> None:
+        lines = self.path.read_text().splitlines()
+        self.columns = [*self.columns, *names]
+        padding = "," * len(names)
+        body = [line + padding for line in lines[1:]]
+        atomic_write_bytes(self.path, ("\n".join([",".join(self.columns), *body]) + "\n").encode())
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows logged after `iteration` (used when resuming from a checkpoint taken there)."""

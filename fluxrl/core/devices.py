@@ -1,0 +1,84 @@
+"""Every core works: the seed axis is sharded over the host's devices, one CPU device per core.
+
+XLA's CPU backend runs one program on one device mostly on one thread, and `vmap` over seeds turns each layer
+into a batched matmul that it runs slowly. So the runner splits the seeds over as many CPU devices as there are
+cores (`jax.shard_map`) and, inside each device, runs its seeds one after another (`lax.map`): measured on a
+2-core machine, 16 seeds of 30 steps of a 2x256 MLP cost 143-180 ms vmapped on one device, 61 ms as `lax.map`
+on one device and 40-54 ms sharded over two.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+# The mesh axis the seeds are split over. It is not the seed axis name of `fluxrl.core.seeds`: a collective
+# over the seeds inside an update must stay on one device, never synchronise the devices.
+DEVICE_AXIS = "devices"
+
+
+def use_every_core() -> int:
+    """Ask JAX for one CPU device per core, if no JAX computation has run yet; returns the device count asked."""
+    if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get(
+            "XLA_FLAGS", ""):
+        return jax.config.jax_num_cpu_devices  # the user chose
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # JAX already ran something: keep the devices it has
+        return len(jax.devices())
+    return cores
+
+
+class SeedLayout:
+    """How `num_seeds` seeds sit on the devices: padded to a multiple of the device count, split evenly."""
+
+    def __init__(self, num_seeds: int, devices: list | None = None):
+        devices = list(devices if devices is not None else jax.devices())
+        self.num_seeds = num_seeds
+        self.num_devices = max(1, min(len(devices), num_seeds))
+        # Padding seeds repeat real ones; their results are dropped. Two devices with two seeds each beat
+        # one device with three.
+        self.padded = -(-num_seeds // self.num_devices) * self.num_devices
+        self.mesh = Mesh(np.array(devices[:self.num_devices]), (DEVICE_AXIS,))
+        self.split = NamedSharding(self.mesh, PartitionSpec(DEVICE_AXIS))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def pad(self, tree: Any) -> Any:
+        """Leaves [num_seeds, ...] -> [padded, ...], extra rows copied from the first seeds."""
+        if self.padded == self.num_seeds:
+            return tree
+        rows = np.arange(self.padded) % self.num_seeds
+        return jax.tree.map(lambda x: np.asarray(x)[rows], tree)
+
+    def unpad(self, tree: Any) -> Any:
+        """Leaves [padded, ...] -> [num_seeds, ...]."""
+        if self.padded == self.num_seeds:
+            return tree
+        return jax.tree.map(lambda x: x[:self.num_seeds], tree)
+
+    def place(self, tree: Any) -> Any:
+        """Seed-batched leaves [num_seeds, ...] padded and split over the devices."""
+        return jax.device_put(self.pad(tree), self.split)
+
+    def share(self, tree: Any) -> Any:
+        """Leaves put whole on every device (read-only data shared by all seeds)."""
+        return jax.device_put(tree, self.replicated)
+
+    def per_seed(self, fn: Callable, num_seeded: int = 1, donate: bool = False) -> Callable:
+        """A jitted program applying `fn(*seeded, shared)` to every seed: the first `num_seeded` arguments
+        carry the seed axis (split over devices, seeds looped on each), the last is shared by all."""
+        def local(*args):
+            seeded, shared = args[:num_seeded], args[num_seeded]
+            return jax.lax.map(lambda xs: fn(*xs, shared), seeded)
+
+        specs = (PartitionSpec(DEVICE_AXIS),) * num_seeded + (PartitionSpec(),)
+        # check_vma off: loops that start from constants and carry per-device values are fine here, since
+        # nothing in `fn` communicates across devices.
+        mapped = jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=PartitionSpec(DEVICE_AXIS),
+                               check_vma=False)
+        return jax.jit(mapped, donate_argnums=tuple(range(num_seeded)) if donate else ())
