@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 LOSS_SETTINGS = {  # Tiapkin et al. 2024, bit sequences k = 8: Adam 2e-3, log Z lr 1e-3, SubTB lambda 1.9
-    "tb": dict(loss="tb"),
+    "tb": dict(loss="tb", log_z_lr=1e-3),
     "db": dict(loss="db"),
     "subtb": dict(loss="subtb", subtb_lambda=1.9),
 }
@@ -29,16 +29,16 @@ LOSS_SETTINGS = {  # Tiapkin et al. 2024, bit sequences k = 8: Adam 2e-3, log Z 
 def train(loss: str, args, out: Path) -> list[dict]:
     """Rows of metrics.csv of one multi-seed run."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.trainer import ALGORITHM, GFlowNetConfig
+    from fluxrl.gflownet.flat import from_flat
 
-    config = GFlowNetConfig(env="bitseq", n=120, k=8, num_modes=60, beta=2.0, batch_size=16, lr=2e-3,
-                            log_z_lr=1e-3, backward_policy="uniform", test_set_size=args.test_set_size,
-                            **LOSS_SETTINGS[loss])
+    algorithm, config = from_flat(env="bitseq", n=120, k=8, num_modes=60, beta=2.0, batch_size=16, lr=2e-3,
+                                  backward_policy="uniform", test_set_size=args.test_set_size,
+                                  **LOSS_SETTINGS[loss])
     # A path relative to the working directory: it is written into config.json, which is committed.
     run_config = RunConfig(iterations=args.iterations, num_seeds=args.seeds, out=os.path.relpath(out / loss),
                            log_every=args.log_every, eval_every=args.eval_every,
                            checkpoint_every=args.eval_every, overwrite=True, progress=args.progress)
-    run(ALGORITHM, config, run_config)
+    run(algorithm, config, run_config)
     with (out / loss / "metrics.csv").open() as file:
         return list(csv.DictReader(file))
 

@@ -36,13 +36,13 @@ VARIANTS = {  # label -> config overrides of TB
 def ms_per_iteration(overrides: dict, variant: dict, iterations: int, seed: int) -> tuple[float, float]:
     """(ms per iteration, compile seconds) of one single-seed run through the runner."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.trainer import ALGORITHM, GFlowNetConfig
+    from fluxrl.gflownet.flat import from_flat
 
-    config = GFlowNetConfig(**{"batch_size": 16, "loss": "tb", **overrides, **variant})
+    algorithm, config = from_flat(**{"batch_size": 16, "loss": "tb", **overrides, **variant})
     with tempfile.TemporaryDirectory() as out:
         run_config = RunConfig(iterations=iterations, seed=seed, out=out, log_every=iterations,
                                eval_every=iterations, checkpoint_every=iterations, progress=False)
-        summary = run(ALGORITHM, config, run_config).summary
+        summary = run(algorithm, config, run_config).summary
     return 1e3 / summary["iterations_per_second"], summary["compile_seconds"]
 
 

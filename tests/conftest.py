@@ -3,13 +3,15 @@
 import pytest
 
 from fluxrl.core.runner import RunConfig
-from fluxrl.gflownet.trainer import GFlowNetConfig
+from fluxrl.envs.gflownet.configs import HypergridConfig
+from fluxrl.gflownet.balance import BalanceConfig
+from fluxrl.gflownet.networks import MLPConfig
 
 
 @pytest.fixture
 def tiny_config():
-    """A GFlowNet on a 2x5 hypergrid with a small MLP."""
-    return GFlowNetConfig(ndim=2, height=5, hidden=16, batch_size=8)
+    """A TB GFlowNet (`fluxrl.gflownet.balance.ALGORITHM`) on a 2x5 hypergrid with a small MLP."""
+    return BalanceConfig(env=HypergridConfig(ndim=2, height=5), network=MLPConfig(hidden=16), batch_size=8)
 
 
 @pytest.fixture

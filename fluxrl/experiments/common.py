@@ -27,11 +27,10 @@ class Study:
 
 
 def run_study(study: Study, out: Path, seeds: int, progress: bool,
-              config_of: Callable[[Study, str], object]) -> dict[str, list[dict]]:
-    """Train every method of a study (its config from `config_of(study, method)`); returns each method's
-    metrics.csv rows."""
+              config_of: Callable[[Study, str], tuple]) -> dict[str, list[dict]]:
+    """Train every method of a study (its algorithm and config from `config_of(study, method)`); returns each
+    method's metrics.csv rows."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.trainer import ALGORITHM
 
     rows = {}
     for method in study.methods:
@@ -42,7 +41,7 @@ def run_study(study: Study, out: Path, seeds: int, progress: bool,
                                checkpoint_every=study.iterations, overwrite=True, progress=progress)
         if progress:
             print(f"[{study.name}] {method}: {study.iterations} iterations x {seeds} seeds")
-        run(ALGORITHM, config_of(study, method), run_config)
+        run(*config_of(study, method), run_config)
         with (run_dir / "metrics.csv").open() as file:
             rows[method] = list(csv.DictReader(file))
     return rows
@@ -116,7 +115,7 @@ def final_values(study: Study, rows: dict[str, list[dict]]) -> dict:
     return final
 
 
-def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study, str], object],
+def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study, str], tuple],
                      summarise: Callable[[Study, dict], dict], write_report: Callable[..., Path], protocol: str,
                      out: str, seeds: int, scale: float, studies: tuple[str, ...] | None,
                      progress: bool) -> Path:

@@ -55,10 +55,10 @@ PROTOCOL = "cpu-reduced-1"
 
 
 def study_config(study: Study, method: str):
-    """The GFlowNet config of one method in one study."""
-    from fluxrl.gflownet.trainer import GFlowNetConfig
+    """(algorithm, config) of one method in one study."""
+    from fluxrl.gflownet.flat import from_flat
 
-    return GFlowNetConfig(**{**study.config, **METHODS[method], **study.method_overrides.get(method, {})})
+    return from_flat(**{**study.config, **METHODS[method], **study.method_overrides.get(method, {})})
 
 
 def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
@@ -77,9 +77,7 @@ def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
 def posterior_reference(study: Study) -> dict[str, float]:
     """Expected SHD and edge AUC of the exact posterior of a structure study (what a perfect sampler scores)."""
     from fluxrl.envs.gflownet.structure_metrics import exact_posterior, graph_metrics
-    from fluxrl.gflownet.trainer import make_env
-
-    env, params = make_env(study_config(study, study.methods[0]))
+    env, params = study_config(study, study.methods[0])[1].env.build()
     return graph_metrics(env, exact_posterior(env, params))
 
 

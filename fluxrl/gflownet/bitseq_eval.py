@@ -29,7 +29,7 @@ from fluxrl.gflownet.policy import forward_log_probs
 STATES_PER_CHUNK = 256
 
 
-def test_words(env: BitSequence, env_params, size: int, seed: int) -> np.ndarray:
+def held_out_words(env: BitSequence, env_params, size: int, seed: int) -> np.ndarray:
     """The first `size` sequences of an evenly spaced subset of the reference test set, as words [N, slots]."""
     bits = bitseq_test_set(env, env_params, seed=seed)
     if size < len(bits):
@@ -96,10 +96,11 @@ def _log_p_estimator(env: BitSequence, num_samples: int):
     return eqx.filter_jit(log_p)
 
 
-def test_correlation(config, env: BitSequence, policy, env_params, key: jax.Array) -> float:
-    """Spearman correlation of log R(x) with the estimated log p(x) over the (possibly subsampled) test set."""
-    words = test_words(env, env_params, config.test_set_size, config.mode_seed)
-    estimates = np.asarray(_log_p_estimator(env, config.test_backward_samples)(policy, jnp.asarray(words), key))
+def spearman_on_test_set(env_config, env: BitSequence, policy, env_params, key: jax.Array) -> float:
+    """Spearman correlation of log R(x) with the estimated log p(x) over the (possibly subsampled) test set of a
+    `BitSequenceConfig`."""
+    words = held_out_words(env, env_params, env_config.test_set_size, env_config.mode_seed)
+    estimates = np.asarray(_log_p_estimator(env, env_config.test_backward_samples)(policy, jnp.asarray(words), key))
     states = BitSequenceState(jnp.asarray(words), jnp.ones(len(words), bool))
     log_reward = np.asarray(jax.vmap(env.log_reward, (None, 0))(env_params, states))
     return spearman(log_reward, estimates)

@@ -1,24 +1,35 @@
-"""Rewards of auxiliary exploration GFlowNets: loss-guided (LGGFN), adaptive teacher, and SA-GFN's RND bonus.
+"""Loss-guided auxiliary GFlowNets (LGGFN; Malek, Sharma, Lahlou 2025, arXiv 2505.15251).
 
-An auxiliary GFlowNet samples trajectories for the main one to train on. What it is rewarded for decides where
-it explores: LGGFN (Malek, Sharma, Lahlou 2025, arXiv 2505.15251) rewards it with the main model's own training
-loss, so it goes where the main model is wrong; the multiplicative "adaptive teacher" scales the true reward
-by that loss; SA-GFN rewards novelty measured by random network distillation (RND, Burda et al. 2019).
-The orchestration (who samples what, who trains on what) is in `trainer.update`.
+An auxiliary GFlowNet samples part of the main model's batch and is rewarded with the main model's own training
+loss on what it samples, R_aux = R + lambda * loss_main, so it goes where the main model is wrong. The shared
+auxiliary mechanics (who samples what, who trains on what) are in `exploration.py`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from fluxrl.core.nets import mlp
+from fluxrl.core.config import check_range
+from fluxrl.gflownet.exploration import Explored, auxiliary_round
+from fluxrl.gflownet.model import Learner, Model, init_model
+from fluxrl.gflownet.sampler import Trajectories
 
-# Floor of a loss value before its log is taken (the reference code's clamp for the adaptive teacher).
-LOSS_FLOOR = 1e-12
+
+@dataclass(frozen=True)
+class LGGFNConfig:
+    """Loss-guided exploration by an auxiliary GFlowNet."""
+
+    aux_fraction: float = 0.5
+    """Fraction of the main model's batch taken from the auxiliary GFlowNet's samples, in (0, 1)."""
+    lam: float = 1.0
+    """Weight lambda of the main model's loss in the auxiliary reward R + lambda * loss (> 0)."""
+
+    def __post_init__(self):
+        check_range("aux_fraction", self.aux_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        check_range("lam", self.lam, 0.0, low_open=True)
 
 
 def lggfn_log_reward(main_loss: jax.Array, log_reward: jax.Array, lam: float) -> jax.Array:
@@ -29,45 +40,15 @@ def lggfn_log_reward(main_loss: jax.Array, log_reward: jax.Array, lam: float) ->
     return jnp.logaddexp(jnp.log(lam * loss), log_reward)
 
 
-def teacher_log_reward(main_loss: jax.Array, log_reward: jax.Array, lam: float) -> jax.Array:
-    """log R_aux = log R + lambda * log max(loss_main, 1e-12): the multiplicative adaptive teacher."""
-    loss = jax.lax.stop_gradient(main_loss)
-    return log_reward + lam * jnp.log(jnp.maximum(loss, LOSS_FLOOR))
+def init(config: LGGFNConfig, learner: Learner, key: jax.Array) -> Model:
+    """A fresh auxiliary GFlowNet."""
+    del config
+    return init_model(learner, key)
 
 
-def sagfn_log_reward(novelty: jax.Array, log_reward: jax.Array, beta_e: float, beta_i: float,
-                     beta_sn: float) -> jax.Array:
-    """log R_aux = beta_sn * logaddexp(beta_e * log R, beta_i * log novelty): SA-GFN's augmented reward."""
-    novelty = jax.lax.stop_gradient(novelty)
-    return beta_sn * jnp.logaddexp(beta_e * log_reward, beta_i * jnp.log(jnp.maximum(novelty, LOSS_FLOOR)))
-
-
-class RND(NamedTuple):
-    """Random network distillation: a fixed random target network and a predictor trained to match it."""
-
-    target: object
-    predictor: object
-    opt_state: object
-
-
-def rnd_init(obs_size: int, features: int, width: int, key: jax.Array, lr: float) -> RND:
-    """A random target and an untrained predictor, both MLPs obs -> `features`."""
-    target_key, predictor_key = jax.random.split(key)
-    predictor = mlp(obs_size, features, width, 2, predictor_key)
-    return RND(mlp(obs_size, features, width, 2, target_key), predictor, optax.adam(lr).init(predictor))
-
-
-def rnd_novelty(rnd: RND, obs: jax.Array) -> jax.Array:
-    """Per-input squared prediction error [N] of the predictor against the target: high where it rarely trained."""
-    error = jax.vmap(rnd.predictor)(obs) - jax.vmap(rnd.target)(obs)
-    return jnp.sum(error**2, axis=-1)
-
-
-def rnd_update(rnd: RND, obs: jax.Array, lr: float) -> RND:
-    """One Adam step of the predictor on the mean squared error over a batch of inputs."""
-    def loss(predictor):
-        return jnp.mean(rnd_novelty(rnd._replace(predictor=predictor), obs))
-
-    grads = jax.grad(loss)(rnd.predictor)
-    updates, opt_state = optax.adam(lr).update(grads, rnd.opt_state)
-    return rnd._replace(predictor=optax.apply_updates(rnd.predictor, updates), opt_state=opt_state)
+def explore(config: LGGFNConfig, learner: Learner, aux: Model, main: Model, fresh: Trajectories, key: jax.Array,
+            num_other: int) -> Explored:
+    """One auxiliary round rewarded by the main model's loss; the main model gets `num_other` of its samples."""
+    del fresh
+    reward = lambda main_loss, samples: lggfn_log_reward(main_loss, samples.log_reward, config.lam)
+    return auxiliary_round(learner, aux, main, key, num_other, reward)[0]

@@ -53,3 +53,16 @@ def subtrajectory_balance(log_pf, log_pb, log_flow, log_reward, length, lam: flo
     valid = (i < j)[None] & (j[None] <= length[:, None, None])
     weight = jnp.where(valid, jnp.asarray(lam, jnp.float32) ** (j - i).astype(jnp.float32), 0.0)
     return jnp.sum(weight * residual**2, axis=(1, 2)) / jnp.maximum(jnp.sum(weight, axis=(1, 2)), 1e-30)
+
+
+BALANCE_LOSSES = ("tb", "db", "subtb")
+
+
+def balance_loss(name: str, terms, log_reward, length, log_z, subtb_lambda: float = 0.9) -> jax.Array:
+    """Per-trajectory values [B] of the balance loss `name` (tb, db or subtb) from per-state terms (log_pf,
+    log_pb, log_flow); log Z is used by TB only, lambda by SubTB only."""
+    if name == "tb":
+        return trajectory_balance(terms.log_pf, terms.log_pb, log_reward, length, log_z)
+    if name == "db":
+        return detailed_balance(terms.log_pf, terms.log_pb, terms.log_flow, log_reward, length)
+    return subtrajectory_balance(terms.log_pf, terms.log_pb, terms.log_flow, log_reward, length, subtb_lambda)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fluxrl.envs.gflownet.configs import EnvConfig, HypergridConfig
+
 
 def plot_grid_distribution(learned: np.ndarray, target: np.ndarray, height: int, path: Path, title: str = "") -> Path:
     """Save the learned and target distributions of a 2-D hypergrid side by side, on one colour scale."""
@@ -29,3 +31,17 @@ def plot_grid_distribution(learned: np.ndarray, target: np.ndarray, height: int,
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return Path(path)
+
+
+def save_distribution_figure(env_config: EnvConfig, policy, env_params, out_dir: Path, method: str) -> None:
+    """distribution.png in `out_dir`: learned vs target distribution, for a 2-D hypergrid (else nothing)."""
+    if not (isinstance(env_config, HypergridConfig) and env_config.ndim == 2):
+        return
+    from fluxrl.gflownet.evaluation import terminal_distributions
+    from fluxrl.gflownet.metrics import tv
+
+    learned, target = terminal_distributions(env_config.build()[0], policy, env_params)
+    height = env_config.height
+    plot_grid_distribution(learned, target, height, Path(out_dir) / "distribution.png",
+                           title=f"hypergrid {height}x{height}, {method}, first seed: exact TV "
+                                 f"{tv(learned, target):.4f}")

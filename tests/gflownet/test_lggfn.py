@@ -1,8 +1,7 @@
-"""Auxiliary exploration: reward formulas, off-policy training of the main model, replay, and learning."""
+"""Exploration strategies: reward formulas, off-policy training of the main model, replay, and learning."""
 
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxrl.core.config import ConfigError
-from fluxrl.gflownet import lggfn, trainer
+from fluxrl.envs.gflownet.configs import HypergridConfig
+from fluxrl.gflownet import balance, lggfn, sagfn, teacher
+from fluxrl.gflownet.balance import BalanceConfig
+from fluxrl.gflownet.flat import from_flat
+from fluxrl.gflownet.losses import balance_loss
+from fluxrl.gflownet.networks import MLPConfig, policy_of_params
 from fluxrl.gflownet.replay import replay_add, replay_init, replay_sample
 from fluxrl.gflownet.sampler import sample_trajectories, score_trajectories
+from fluxrl.gflownet.trajectory_replay import ReplayConfig
+from gfn_helpers import init_one, run_iterations, tv
+
+STRATEGIES = {"lggfn": lggfn.LGGFNConfig(), "teacher": teacher.TeacherConfig(), "sagfn": sagfn.SAGFNConfig(),
+              "replay": ReplayConfig()}
 
 
 def test_lggfn_reward_is_reward_plus_lambda_times_loss():
@@ -29,15 +38,15 @@ def test_lggfn_reward_with_zero_loss_is_the_true_reward():
 
 def test_teacher_reward_multiplies_reward_by_loss_to_the_lambda():
     # log R_aux = log 0.5 + 2 * log 3
-    value = lggfn.teacher_log_reward(jnp.float32(3.0), jnp.log(jnp.float32(0.5)), 2.0)
+    value = teacher.teacher_log_reward(jnp.float32(3.0), jnp.log(jnp.float32(0.5)), 2.0)
     assert float(value) == pytest.approx(math.log(0.5 * 9.0), rel=1e-6)
-    floored = lggfn.teacher_log_reward(jnp.float32(0.0), jnp.float32(0.0), 1.0)
+    floored = teacher.teacher_log_reward(jnp.float32(0.0), jnp.float32(0.0), 1.0)
     assert float(floored) == pytest.approx(math.log(1e-12), rel=1e-6)
 
 
 def test_sagfn_reward_combines_reward_and_novelty():
     # beta_sn * log(R^beta_e + novelty^beta_i) with R = 0.25, novelty = 0.5, betas (2, 1, 0.5)
-    value = lggfn.sagfn_log_reward(jnp.float32(0.5), jnp.log(jnp.float32(0.25)), 2.0, 1.0, 0.5)
+    value = sagfn.sagfn_log_reward(jnp.float32(0.5), jnp.log(jnp.float32(0.25)), 2.0, 1.0, 0.5)
     assert float(value) == pytest.approx(0.5 * math.log(0.25**2 + 0.5), rel=1e-6)
 
 
@@ -51,58 +60,60 @@ def test_lggfn_reward_is_at_least_the_true_reward(loss, log_reward, lam):
 
 
 def test_rnd_novelty_falls_where_the_predictor_trains():
-    rnd = lggfn.rnd_init(6, 8, 32, jax.random.PRNGKey(0), lr=1e-2)
+    rnd = sagfn.rnd_init(6, 8, 32, jax.random.PRNGKey(0), lr=1e-2)
     seen, unseen = jnp.eye(6)[:3], jnp.eye(6)[3:]
-    before = lggfn.rnd_novelty(rnd, seen)
+    before = sagfn.rnd_novelty(rnd, seen)
     for _ in range(200):
-        rnd = lggfn.rnd_update(rnd, seen, 1e-2)
-    assert float(jnp.max(lggfn.rnd_novelty(rnd, seen))) < 0.1 * float(jnp.min(before))
-    assert float(jnp.min(lggfn.rnd_novelty(rnd, unseen))) > float(jnp.max(lggfn.rnd_novelty(rnd, seen)))
+        rnd = sagfn.rnd_update(rnd, seen, 1e-2)
+    assert float(jnp.max(sagfn.rnd_novelty(rnd, seen))) < 0.1 * float(jnp.min(before))
+    assert float(jnp.min(sagfn.rnd_novelty(rnd, unseen))) > float(jnp.max(sagfn.rnd_novelty(rnd, seen)))
 
 
 @pytest.mark.parametrize("explore", ["lggfn", "teacher", "sagfn"])
 @pytest.mark.parametrize("loss", ["tb", "subtb"])
 def test_main_model_trains_on_auxiliary_trajectories_with_its_own_log_probs(explore, loss):
-    config = trainer.GFlowNetConfig(ndim=2, height=6, hidden=32, batch_size=8, loss=loss, explore=explore,
-                                    aux_fraction=0.5)
-    env, static = trainer._static(config)
-    state = trainer.init(config, jax.random.PRNGKey(1))
-    new_state, _ = jax.jit(lambda s: trainer.update(config, s))(state)
+    config = BalanceConfig(env=HypergridConfig(ndim=2, height=6), network=MLPConfig(hidden=32), batch_size=8,
+                           loss=loss, explore=STRATEGIES[explore])
+    data, state = init_one(balance.ALGORITHM, config, seed=1)
+    new_state, _ = run_iterations(balance.ALGORITHM, config, data, state, 1)
+    env, network = config.env.build()[0], config.network
+    aux = state.exploration.aux if explore == "sagfn" else state.exploration
 
     # The same draws as `update`, then plain autodiff of the main loss on the mixed batch, every term re-scored
     # by the main model.
     _, sample_key, other_key = jax.random.split(state.key, 3)
-    main = eqx.combine(state.policy, static)
-    own, _ = sample_trajectories(main, env, state.env_params, sample_key, 4, False)
-    aux, aux_terms = sample_trajectories(eqx.combine(state.aux.policy, static), env, state.env_params, other_key,
-                                         8, False)
-    aux = jax.tree.map(lambda x: x[:4], aux)
-    mixed = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), own, aux)
+    main = policy_of_params(network, env, state.model.policy)
+    own, _ = sample_trajectories(main, env, data.env_params, sample_key, 4, False)
+    samples, aux_terms = sample_trajectories(policy_of_params(network, env, aux.policy), env, data.env_params,
+                                             other_key, 8, False)
+    samples = jax.tree.map(lambda x: x[:4], samples)
+    mixed = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), own, samples)
 
     def main_loss(params, terms_of=None):
-        terms = score_trajectories(eqx.combine(params, static), env, mixed, False)
+        terms = score_trajectories(policy_of_params(network, env, params), env, mixed, False)
         if terms_of is not None:  # the wrong way: reuse the sampler's log-probabilities on the auxiliary half
             terms = jax.tree.map(lambda t, a: t.at[4:].set(a[:4]), terms, terms_of)
-        return jnp.mean(trainer.batch_loss(config, terms, mixed.log_reward, mixed.length, state.log_z))
+        return jnp.mean(balance_loss(loss, terms, mixed.log_reward, mixed.length, state.model.log_z,
+                                     config.subtb_lambda))
 
-    expected = jax.grad(main_loss)(state.policy)
+    expected = jax.grad(main_loss)(state.model.policy)
     # Adam's first moment after one step from zero is (1 - b1) * gradient.
-    adam_state = new_state.opt_state[0][0]
+    adam_state = new_state.model.opt_state[0][0]
     actual = jax.tree.map(lambda m: m / 0.1, adam_state.mu)
     for a, b in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5)
-    wrong = jax.grad(lambda p: main_loss(p, aux_terms))(state.policy)
+    wrong = jax.grad(lambda p: main_loss(p, aux_terms))(state.model.policy)
     difference = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(wrong),
                                                                      jax.tree.leaves(expected)))
     assert difference > 1e-3
 
 
 def test_replay_buffer_keeps_the_latest_trajectories_and_samples_only_stored_ones():
-    config = trainer.GFlowNetConfig(ndim=2, height=5, hidden=16, batch_size=4)
-    env, static = trainer._static(config)
-    state = trainer.init(config, jax.random.PRNGKey(0))
-    policy = eqx.combine(state.policy, static)
-    batches = [sample_trajectories(policy, env, state.env_params, jax.random.PRNGKey(i), 4, False)[0]
+    config = BalanceConfig(env=HypergridConfig(ndim=2, height=5), network=MLPConfig(hidden=16), batch_size=4)
+    data, state = init_one(balance.ALGORITHM, config)
+    policy = balance.policy_of(config, state)
+    env = config.env.build()[0]
+    batches = [sample_trajectories(policy, env, data.env_params, jax.random.PRNGKey(i), 4, False)[0]
                for i in range(3)]
     buffer = replay_init(batches[0], capacity=6)
     for batch in batches:
@@ -119,22 +130,22 @@ def test_replay_buffer_keeps_the_latest_trajectories_and_samples_only_stored_one
 
 def test_epsilon_exploration_without_epsilon_is_refused():
     with pytest.raises(ConfigError, match="epsilon"):
-        trainer.GFlowNetConfig(explore="epsilon")
+        from_flat(explore="epsilon")
 
 
 def test_auxiliary_fraction_must_leave_an_auxiliary_share():
     with pytest.raises(ConfigError, match="aux_fraction"):
-        trainer.GFlowNetConfig(explore="lggfn", aux_fraction=0.01, batch_size=4)
+        from_flat(explore="lggfn", aux_fraction=0.01, batch_size=4)
     with pytest.raises(ConfigError, match="aux_fraction"):
-        trainer.GFlowNetConfig(explore="lggfn", aux_fraction=1.0)
+        from_flat(explore="lggfn", aux_fraction=1.0)
 
 
 @pytest.mark.parametrize("explore", ["replay", "lggfn", "sagfn"])
 def test_exploring_gflownet_learns_the_target(explore):
-    config = trainer.GFlowNetConfig(ndim=2, height=8, hidden=64, batch_size=16, explore=explore, r0=0.1)
-    state = trainer.init(config, jax.random.PRNGKey(0))
-    before = trainer.evaluate(config, state, jax.random.PRNGKey(1))["tv"]
-    step = jax.jit(lambda s: jax.lax.scan(lambda c, _: (trainer.update(config, c)[0], None), s, None, 400)[0])
-    state = step(state)
-    after = trainer.evaluate(config, state, jax.random.PRNGKey(1))["tv"]
+    config = BalanceConfig(env=HypergridConfig(ndim=2, height=8, r0=0.1), network=MLPConfig(hidden=64),
+                           batch_size=16, explore=STRATEGIES[explore])
+    data, state = init_one(balance.ALGORITHM, config)
+    before = tv(balance.ALGORITHM, config, data, state)
+    state, _ = run_iterations(balance.ALGORITHM, config, data, state, 400)
+    after = tv(balance.ALGORITHM, config, data, state)
     assert after < 0.5 * before and after < 0.15

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxrl.gflownet import trainer
+from fluxrl.gflownet.modes import add_modes, empty_mode_set, modes_found
 
 
 class _IndexedModes:
@@ -31,13 +31,13 @@ class _MultiHotModes:
 @given(batches=st.lists(st.lists(st.integers(0, 100), min_size=1, max_size=24), min_size=1, max_size=4))
 def test_indexed_modes_found_equals_the_distinct_modes_sampled(batches):
     env = _IndexedModes()
-    modes_hit = trainer._empty_mode_set(env)
-    add = jax.jit(lambda hit, batch: trainer._modes_hit(env, None, hit, batch))
+    modes_hit = empty_mode_set(env)
+    add = jax.jit(lambda hit, batch: add_modes(env, None, hit, batch))
     for batch in batches:  # padded with non-modes to one shape, so one compilation serves every example
         padded = batch + [env.num_modes] * (24 - len(batch))
         modes_hit = add(modes_hit, jnp.asarray(padded, jnp.int32))
     distinct = {i for batch in batches for i in batch if i < env.num_modes}
-    assert int(trainer.modes_found(modes_hit)) == len(distinct)
+    assert int(modes_found(modes_hit)) == len(distinct)
     bits = np.unpackbits(np.asarray(modes_hit).view(np.uint8), bitorder="little")[:env.num_modes]
     np.testing.assert_array_equal(np.flatnonzero(bits), sorted(distinct))
 
@@ -46,5 +46,5 @@ def test_indexed_modes_found_equals_the_distinct_modes_sampled(batches):
 @given(rows=st.lists(st.lists(st.booleans(), min_size=70, max_size=70), min_size=1, max_size=8))
 def test_multi_hot_modes_found_equals_the_union_of_hits(rows):
     env = _MultiHotModes()
-    modes_hit = trainer._modes_hit(env, None, trainer._empty_mode_set(env), jnp.asarray(rows))
-    assert int(trainer.modes_found(modes_hit)) == int(np.any(np.asarray(rows), axis=0).sum())
+    modes_hit = add_modes(env, None, empty_mode_set(env), jnp.asarray(rows))
+    assert int(modes_found(modes_hit)) == int(np.any(np.asarray(rows), axis=0).sum())

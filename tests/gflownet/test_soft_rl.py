@@ -9,8 +9,12 @@ from scipy import stats
 from fluxrl.envs.gflownet.base import uniform_log_pb
 from fluxrl.envs.gflownet.bitseq import BitSequence, bitseq_params
 from fluxrl.envs.gflownet.hypergrid import Hypergrid, hypergrid_params
-from fluxrl.gflownet import metrics, soft_rl, trainer
+from fluxrl.envs.gflownet.configs import BitSequenceConfig, HypergridConfig
+from fluxrl.gflownet import metrics, soft_dqn, soft_rl
+from fluxrl.gflownet.networks import MLPConfig, TransformerConfig
 from fluxrl.gflownet.replay import per_add, per_init, per_sample, per_update
+from fluxrl.gflownet.soft_dqn import SoftDQNConfig
+from gfn_helpers import init_one, run_iterations, tv
 
 
 def _soft_value_iteration(env, params):
@@ -81,11 +85,24 @@ def test_munchausen_target_matches_a_hand_computed_case():
     np.testing.assert_allclose(target, [0.3 + 2 * np.log(np.exp(0.5) + np.exp(1.0)), 0.3], rtol=1e-6)
 
 
-def test_dueling_head_value_is_the_soft_value():
-    logits = jnp.array([[0.3, -1.0, 2.0]])
-    mask = jnp.array([[True, False, True]])
-    q = soft_rl.dueling_q(logits, jnp.array([1.7]), mask)
-    assert float(soft_rl.soft_value(q, mask, 1.0)[0]) == pytest.approx(1.7, rel=1e-6)
+def test_a_dueling_head_holding_the_exact_soft_values_has_zero_td_error():
+    # The soft-RL fixed point (V = log F, Q from soft value iteration) written into the dueling head must be a
+    # fixed point of the soft DQN target: every transition's TD error is zero.
+    env = Hypergrid(2, 4)
+    params = hypergrid_params("standard", r0=0.1)
+    value, q, mask = _soft_value_iteration(env, params)
+    head = np.asarray(soft_rl.dueling_q(jnp.asarray(np.where(mask, q, 0.0), jnp.float32),
+                                        jnp.asarray(value, jnp.float32), jnp.asarray(mask)))
+    states = env.all_states()
+    source, action = np.nonzero(mask)
+    state = jax.tree.map(lambda x: x[source], states)
+    child = jax.vmap(env.step)(state, jnp.asarray(action))
+    reward = jax.vmap(lambda s, a, c: soft_rl.transition_log_reward(env, params, s, a, c))(state, action, child)
+    child_index = np.asarray(jax.vmap(env.state_index)(child))
+    done = jax.vmap(env.is_terminal)(child)
+    target = soft_rl.soft_dqn_target(reward, jnp.asarray(head[child_index]), jnp.asarray(mask[child_index]), done,
+                                     1.0)
+    np.testing.assert_allclose(head[source, action], target, rtol=1e-4, atol=1e-4)
 
 
 def test_prioritised_sampling_frequencies_are_proportional_to_priority_to_the_alpha():
@@ -101,7 +118,7 @@ def test_prioritised_sampling_frequencies_are_proportional_to_priority_to_the_al
         np.testing.assert_array_equal(items, indices.astype(jnp.float32))
         draws.append(np.asarray(indices))
     observed = np.bincount(np.concatenate(draws), minlength=count)
-    expected_p = np.asarray(priorities) ** alpha / np.sum(np.asarray(priorities) ** alpha)
+    expected_p = np.asarray(priorities, np.float64) ** alpha / np.sum(np.asarray(priorities, np.float64) ** alpha)
     chi2 = stats.chisquare(observed, expected_p * observed.sum())
     assert chi2.pvalue > 1e-3
     # Importance weights (N P(i))^-beta / max: the least likely item has weight 1.
@@ -119,13 +136,125 @@ def test_prioritised_buffer_overwrites_oldest_and_skips_invalid_items():
     assert int(buffer.size) == 4 and int(buffer.position) == 1
 
 
-@pytest.mark.parametrize("loss", ["sdqn", "mdqn"])
-def test_soft_rl_gflownet_learns_the_target(loss):
-    config = trainer.GFlowNetConfig(ndim=2, height=6, hidden=64, r0=0.1, loss=loss, replay_batch_size=128,
-                                    per_capacity=5000)
-    state = trainer.init(config, jax.random.PRNGKey(0))
-    before = trainer.evaluate(config, state, jax.random.PRNGKey(1))["tv"]
-    step = jax.jit(lambda s: jax.lax.scan(lambda c, _: (trainer.update(config, c)[0], None), s, None, 600)[0])
-    state = step(state)
-    after = trainer.evaluate(config, state, jax.random.PRNGKey(1))["tv"]
+@pytest.mark.parametrize("munchausen_alpha", [0.0, 0.15])
+def test_soft_rl_gflownet_learns_the_target(munchausen_alpha):
+    config = SoftDQNConfig(env=HypergridConfig(ndim=2, height=6, r0=0.1), network=MLPConfig(hidden=64),
+                           munchausen_alpha=munchausen_alpha, replay_batch_size=128, per_capacity=5000)
+    data, state = init_one(soft_dqn.ALGORITHM, config)
+    before = tv(soft_dqn.ALGORITHM, config, data, state)
+    state, _ = run_iterations(soft_dqn.ALGORITHM, config, data, state, 600)
+    after = tv(soft_dqn.ALGORITHM, config, data, state)
     assert after < 0.5 * before and after < 0.1
+
+
+def _tiny(**options):
+    return SoftDQNConfig(env=HypergridConfig(ndim=2, height=5), network=MLPConfig(hidden=16), batch_size=4,
+                         replay_batch_size=32, per_capacity=500, **options)
+
+
+def _update(config, data, state):
+    """One jitted update, traced afresh (so a monkeypatched function is the one used)."""
+    return jax.jit(lambda s: soft_dqn.update(config, data, s))(state)
+
+
+def _leaves_close(a, b):
+    return all(np.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_target_network_moves_by_polyak_towards_the_online_network_each_iteration():
+    config = _tiny(target_polyak=0.25, target_every=1)
+    data, state = init_one(soft_dqn.ALGORITHM, config)
+    new_state, _ = _update(config, data, state)
+    expected = jax.tree.map(lambda t, q: t + 0.25 * (q - t), state.target_params, new_state.q_params)
+    assert _leaves_close(new_state.target_params, expected)
+    assert not _leaves_close(new_state.target_params, new_state.q_params)
+
+
+def test_target_network_is_a_hard_copy_every_target_every_iterations():
+    config = _tiny(target_polyak=1.0, target_every=3)
+    data, state = init_one(soft_dqn.ALGORITHM, config)
+    first_target = state.target_params
+    for iteration in (1, 2, 3):
+        state, _ = _update(config, data, state)
+        if iteration < 3:
+            assert _leaves_close(state.target_params, first_target)
+            assert not _leaves_close(state.q_params, first_target)
+    assert _leaves_close(state.target_params, state.q_params)
+
+
+def test_importance_sampling_exponent_is_annealed_linearly(monkeypatch):
+    config = _tiny(per_beta=0.2, per_beta_final=0.8, per_beta_iterations=4)
+    data, state = init_one(soft_dqn.ALGORITHM, config)
+    used = []
+
+    def recording_sample(buffer, key, batch_size, alpha, beta):
+        jax.debug.callback(lambda value: used.append(float(value)), beta)
+        return per_sample(buffer, key, batch_size, alpha, beta)
+
+    monkeypatch.setattr(soft_dqn, "per_sample", recording_sample)
+    step = jax.jit(lambda s: soft_dqn.update(config, data, s))
+    for iteration in (0, 2, 4, 9):
+        jax.block_until_ready(step(state._replace(iteration=jnp.int32(iteration))))
+    np.testing.assert_allclose(used, [0.2, 0.5, 0.8, 0.8], rtol=1e-6)
+
+
+def _loss_with_weights(monkeypatch, config, data, state, reweight):
+    """The update's loss when the replayed batch's importance weights are changed by reweight(weights, batch)."""
+    def reweighted_sample(buffer, key, batch_size, alpha, beta):
+        batch, indices, weights = per_sample(buffer, key, batch_size, alpha, beta)
+        return batch, indices, reweight(weights, batch)
+
+    monkeypatch.setattr(soft_dqn, "per_sample", reweighted_sample)
+    new_state, metrics = _update(config, data, state)
+    return float(metrics["loss"]), new_state
+
+
+def test_importance_weights_scale_the_loss(monkeypatch):
+    config = _tiny(per_beta=1.0)
+    data, state = init_one(soft_dqn.ALGORITHM, config)
+    state, _ = _update(config, data, state)  # something in the buffer with distinct priorities
+    base, _ = _loss_with_weights(monkeypatch, config, data, state, lambda w, b: w)
+    doubled, _ = _loss_with_weights(monkeypatch, config, data, state, lambda w, b: 2 * w)
+    zero, _ = _loss_with_weights(monkeypatch, config, data, state, lambda w, b: 0 * w)
+    assert base > 0 and doubled == pytest.approx(2 * base, rel=1e-5) and zero == 0.0
+
+
+def test_leaf_coefficient_weights_only_transitions_into_terminal_objects(monkeypatch):
+    data, state = init_one(soft_dqn.ALGORITHM, _tiny())
+    state, _ = _update(_tiny(), data, state)
+    terminal = lambda w, batch: w * batch.done
+    inner = lambda w, batch: w * ~batch.done
+    losses = {(c, name): _loss_with_weights(monkeypatch, _tiny(leaf_coefficient=c), data, state, keep)[0]
+              for c in (1.0, 3.0) for name, keep in (("terminal", terminal), ("inner", inner))}
+    assert losses[1.0, "terminal"] > 0 and losses[1.0, "inner"] > 0
+    assert losses[3.0, "terminal"] == pytest.approx(3 * losses[1.0, "terminal"], rel=1e-5)
+    assert losses[3.0, "inner"] == pytest.approx(losses[1.0, "inner"], rel=1e-6)
+
+
+@pytest.mark.parametrize("env, network, l0, expected", [
+    (HypergridConfig(ndim=2, height=4), MLPConfig(hidden=8), None, -100.0),
+    (BitSequenceConfig(n=8, k=2, num_modes=2, test_set_size=4), TransformerConfig(8, 2, 1), None, -25.0),
+    (HypergridConfig(ndim=2, height=4), MLPConfig(hidden=8), -7.0, -7.0),
+])
+def test_munchausen_clip_defaults_per_environment(monkeypatch, env, network, l0, expected):
+    config = SoftDQNConfig(env=env, network=network, l0=l0, replay_batch_size=8, per_capacity=64)
+    used, original = [], soft_rl.munchausen_bonus
+
+    def recording_bonus(q, mask, action, tau, alpha, clip):
+        used.append(clip)
+        return original(q, mask, action, tau, alpha, clip)
+
+    monkeypatch.setattr(soft_rl, "munchausen_bonus", recording_bonus)
+    data = soft_dqn.make_data(config)
+    state = jax.eval_shape(lambda: soft_dqn.init(config, data, jax.random.PRNGKey(0)))
+    jax.eval_shape(lambda s: soft_dqn.update(config, data, s), state)  # traced only: the clip is static
+    assert used == [expected]
+
+
+def test_soft_dqn_has_no_munchausen_term(monkeypatch):
+    config = _tiny(munchausen_alpha=0.0)
+    monkeypatch.setattr(soft_rl, "munchausen_bonus", lambda *args: pytest.fail("Munchausen term in soft DQN"))
+    data = soft_dqn.make_data(config)
+    state = jax.eval_shape(lambda: soft_dqn.init(config, data, jax.random.PRNGKey(0)))
+    jax.eval_shape(lambda s: soft_dqn.update(config, data, s), state)
+    assert soft_dqn.tau(config) == 1.0
