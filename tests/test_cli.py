@@ -16,7 +16,10 @@ from fluxrl.cli import main
     (["--epsilon", "1.5"], "epsilon"),
     (["--explore", "curiosity"], "explore must be one of"),
     (["--explore", "epsilon"], "epsilon"),
-    (["--explore", "lggfn", "--lambda", "0"], "aux_lambda"),
+    (["--explore", "lggfn", "--lambda", "0"], "lambda"),
+    (["--explore", "lggfn", "--aux-fraction", "0.97"], "aux_fraction"),
+    (["--explore", "replay", "--replay-capacity", "8"], "capacity"),
+    (["--loss", "tb", "--leaf-coefficient", "3"], "--leaf-coefficient"),
     (["--explore", "lggfn", "--aux-fraction", "1"], "aux_fraction"),
     (["--env", "structure", "--num-nodes", "0"], "num_nodes"),
     (["--env", "parentheses", "--max-tokens", "1"], "max_tokens"),
@@ -71,8 +74,9 @@ def test_lambda_option_reaches_the_config(tmp_path, capsys):
     assert main(["train", "gflownet", "--explore", "lggfn", "--lambda", "0.25", "--ndim", "2", "--height", "4",
                  "--hidden", "16", "--iterations", "3", "--log-every", "3", "--eval-every", "3",
                  "--no-progress", "--out", str(out)]) == 0
-    config = json.loads((out / "config.json").read_text())["config"]
-    assert config["explore"] == "lggfn" and config["aux_lambda"] == 0.25
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["algorithm"] == "gflownet-balance" and stored["config"]["explore"] == {"aux_fraction": 0.5,
+                                                                                          "lam": 0.25}
     assert "aux_loss" in json.loads((out / "summary.json").read_text())
 
 

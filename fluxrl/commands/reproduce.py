@@ -1,0 +1,87 @@
+"""`fluxrl reproduce lggfn|softrl`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Union
+
+import tyro
+
+from fluxrl.core.config import ConfigError, check_range
+
+
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """What every reproduction takes."""
+
+    out: str
+    """Directory for the runs, the plots and report.md."""
+    seeds: int = 3
+    """Seeds per method (vmapped)."""
+    scale: float = 1.0
+    """Multiply every study's iterations by this (below 1: a quicker, smaller protocol, named in the report)."""
+    studies: tuple[str, ...] = ()
+    """Studies to run (default: all of the reproduction's studies)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self):
+        check_range("seeds", self.seeds, 1)
+        check_range("scale", self.scale, 0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class ReproduceLGGFN(ReproduceOptions):
+    """The LGGFN paper's comparisons (Malek et al. 2025) under a reduced CPU protocol, with a report."""
+
+    out: str = "runs/reproduce-lggfn"
+
+
+@dataclass(frozen=True)
+class ReproduceSoftRL(ReproduceOptions):
+    """The soft-RL GFlowNet paper's comparisons (M-DQN vs TB / DB / SubTB; Tiapkin et al. 2024), with a report."""
+
+    out: str = "runs/reproduce-softrl"
+
+
+EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl"}
+
+
+@dataclass(frozen=True)
+class Reproduce:
+    """Rerun a paper's comparisons and write report.md next to the paper's numbers."""
+
+    paper: Annotated[Union[
+        Annotated[ReproduceLGGFN, tyro.conf.subcommand("lggfn")],
+        Annotated[ReproduceSoftRL, tyro.conf.subcommand("softrl")],
+    ], tyro.conf.arg(name="reproduction", prefix_name=False)]
+
+
+def check(command: Reproduce) -> None:
+    """ConfigError unless the studies exist and --out can be written; writes nothing."""
+    options = command.paper
+    names = tuple(study.name for study in _experiment(options).STUDIES)
+    unknown = [name for name in options.studies if name not in names]
+    if unknown:
+        raise ConfigError(f"studies must be among {', '.join(names)}, got {', '.join(unknown)}.")
+    path = Path(options.out)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(f"--out {options.out} is not a writable directory.")
+
+
+def execute(command: Reproduce) -> int:
+    """Run the reproduction, print its report; exit status 0."""
+    options = command.paper
+    report = _experiment(options).reproduce(options.out, options.seeds, options.scale, options.studies or None,
+                                            options.progress)
+    print(report.read_text())
+    print(f"report written to {report}")
+    return 0
+
+
+def _experiment(options: ReproduceOptions):
+    return importlib.import_module(f"fluxrl.experiments.{EXPERIMENTS[type(options)]}")
