@@ -2,7 +2,7 @@
 
 Measures, in one run on this machine: milliseconds per training iteration (median over repeats, compilation
 reported apart) on hypergrid 4x8 and 2x64, batch 16, MLP 2x256; the exact TV each library reaches (fluxrl's
-dynamic-programming metric applied to every library's dumped forward policy); fluxrl's multi-seed scaling.
+dynamic-programming metric applied to every library's dumped forward policy). Seed scaling: `seed_scaling.py`.
 
     bash benchmarks/peers/setup.sh            # once: the peers' virtual environments
     python benchmarks/gflownet_hypergrid.py   # prints a table and writes benchmarks/results/gflownet_hypergrid.json
@@ -28,7 +28,6 @@ SPEED_SETTINGS = [  # (ndim, height, r0, iterations timed)
     (4, 8, 0.1, 1000),
     (2, 64, 1e-3, 300),
 ]
-SCALING_ITERATIONS = 300  # per timed run of the 1-seed vs 16-seed comparison
 QUALITY = dict(ndim=4, height=8, r0=0.1, r1=0.5, r2=2.0)
 
 
@@ -110,23 +109,11 @@ def quality(peers: list[str], seeds: int) -> dict:
     return out
 
 
-def seed_scaling(repeats: int) -> dict:
-    walls = {}
-    for num_seeds in (1, 16):
-        runs = []
-        for repeat in range(repeats):
-            summary, _ = fluxrl_run(4, 8, 0.1, SCALING_ITERATIONS, num_seeds=num_seeds, seed=repeat)
-            runs.append(1e3 / summary["iterations_per_second"])
-        walls[num_seeds] = statistics.median(runs)
-    return {"ms_per_iteration_1_seed": walls[1], "ms_per_iteration_16_seeds": walls[16],
-            "ratio": walls[16] / walls[1]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per library and setting (median)")
     parser.add_argument("--seeds", type=int, default=4, help="seeds for the TV comparison")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["gfnx", "torchgfn", "speed", "quality", "scaling"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["gfnx", "torchgfn", "speed", "quality"])
     parser.add_argument("--out", default=str(HERE / "results" / "gflownet_hypergrid.json"))
     args = parser.parse_args()
     peers = [p for p in PEERS if p not in args.skip]
@@ -150,10 +137,6 @@ def main() -> None:
         for library, values in report["quality"].items():
             for key, tvs in values.items():
                 print(f"  {library:<9} {key}: mean {np.mean(tvs):.4f}  seeds {[round(t, 4) for t in tvs]}")
-    if "scaling" not in args.skip:
-        report["scaling"] = seed_scaling(args.repeats)
-        print("\nfluxrl seeds vmapped, 4x8: 1 seed {ms_per_iteration_1_seed:.2f} ms, 16 seeds "
-              "{ms_per_iteration_16_seeds:.2f} ms per iteration ({ratio:.2f}x)".format(**report["scaling"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {args.out}")

@@ -65,6 +65,12 @@ class SeedLayout:
         """Seed-batched leaves [num_seeds, ...] padded and split over the devices."""
         return jax.device_put(self.pad(tree), self.split)
 
+    def keep_split(self, tree: Any) -> Any:
+        """Padded seed-batched device arrays split over the devices again; a no-op for those already split.
+        XLA may return an output that is the same for every seed (or empty) replicated, and a compiled program
+        accepts only the shardings it was compiled for."""
+        return jax.device_put(tree, self.split)
+
     def share(self, tree: Any) -> Any:
         """Leaves put whole on every device (read-only data shared by all seeds)."""
         return jax.device_put(tree, self.replicated)

@@ -169,7 +169,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
         if run_config.overwrite and out.is_dir():
             rundir.clear_run(out, algorithm.artifacts)
         out.mkdir(parents=True, exist_ok=True)
-        state, start = programs.init(layout.place(keys), shared), 0
+        state, start = layout.keep_split(programs.init(layout.place(keys), shared)), 0
     # Written again on resume: an extended run records its new length.
     checkpoint.atomic_write_json(out / rundir.CONFIG_FILE, {
         "algorithm": algorithm.name, "config": to_dict(config), "run": to_dict(run_config)})
@@ -224,6 +224,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
             step = programs.chunk(mark - iteration, state, shared)
             began = time.perf_counter()
             state, chunk_metrics = step(state, shared)
+            state = layout.keep_split(state)
             chunk_metrics = {name: np.asarray(values) for name, values in layout.unpad(chunk_metrics).items()}
             chunk_seconds = time.perf_counter() - began
             train_seconds += chunk_seconds

@@ -1,0 +1,40 @@
+"""A killed run resumed from its checkpoint ends where an uninterrupted run ends, whatever state the algorithm
+keeps beside its policy: a trajectory replay buffer, an auxiliary GFlowNet, RND networks, a target network and
+a prioritised replay buffer."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from fluxrl.core import runner
+from fluxrl.gflownet.flat import from_flat
+
+TINY = dict(env="hypergrid", ndim=2, height=5, hidden=16, batch_size=8)
+
+
+@pytest.mark.parametrize("options", [
+    dict(explore="replay", replay_capacity=16),
+    dict(explore="lggfn"),
+    dict(explore="sagfn"),
+    dict(loss="mdqn", per_capacity=64, replay_batch_size=16, target_every=3),
+], ids=["replay", "lggfn", "sagfn", "mdqn"])
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(options, tmp_path):
+    algorithm, config = from_flat(**TINY, **options)
+    run_config = runner.RunConfig(iterations=20, num_seeds=2, out=str(tmp_path / "full"), log_every=5,
+                                  eval_every=5, checkpoint_every=10, progress=False)
+    full = runner.run(algorithm, config, run_config)
+
+    def evaluate_then_die(config, data, state, key):
+        if int(state.iteration) == 15:
+            raise KeyboardInterrupt  # killed between the checkpoints at 10 and 20
+        return algorithm.evaluate_host(config, data, state, key)
+
+    killed = dataclasses.replace(run_config, out=str(tmp_path / "killed"))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(algorithm._replace(evaluate_host=evaluate_then_die), config, killed)
+    resumed = runner.run(algorithm, config, killed, resume=True)
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert full.summary["loss"] == resumed.summary["loss"] and full.summary["tv"] == resumed.summary["tv"]
