@@ -21,8 +21,24 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DEVICE_AXIS = "devices"
 
 
+# XLA's CPU runtime aborts the process when one device waits more than 40 s for another at a synchronisation
+# point; on a loaded machine (seen with several JAX processes sharing two cores) a device thread can be starved
+# that long. Waiting is the right answer for a training run: a day, and no "stuck" warnings before 10 minutes.
+PATIENT_XLA_FLAGS = {"xla_cpu_collective_call_terminate_timeout_seconds": 86400,
+                     "xla_cpu_collective_call_warn_stuck_timeout_seconds": 600}
+
+
+def _add_xla_flags(flags: dict[str, int]) -> None:
+    """Append to XLA_FLAGS the flags it does not already set (read when JAX first runs a computation)."""
+    current = os.environ.get("XLA_FLAGS", "")
+    extra = [f"--{name}={value}" for name, value in flags.items() if name not in current]
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([current, *extra]).strip()
+
+
 def use_every_core() -> int:
     """Ask JAX for one CPU device per core, if no JAX computation has run yet; returns the device count asked."""
+    _add_xla_flags(PATIENT_XLA_FLAGS)
     if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get(
             "XLA_FLAGS", ""):
         return jax.config.jax_num_cpu_devices  # the user chose

@@ -69,9 +69,13 @@ def test_rnd_novelty_falls_where_the_predictor_trains():
     assert float(jnp.min(sagfn.rnd_novelty(rnd, unseen))) > float(jnp.max(sagfn.rnd_novelty(rnd, seen)))
 
 
-@pytest.mark.parametrize("explore", ["lggfn", "teacher", "sagfn"])
-@pytest.mark.parametrize("loss", ["tb", "subtb"])
-def test_main_model_trains_on_auxiliary_trajectories_with_its_own_log_probs(explore, loss):
+# The strategies share the auxiliary round (`exploration.auxiliary_round`): two cases by default, all with -m slow.
+@pytest.mark.parametrize("loss, explore", [
+    ("tb", "lggfn"), ("subtb", "sagfn"),
+    *(pytest.param(loss, explore, marks=pytest.mark.slow)
+      for loss, explore in [("tb", "teacher"), ("tb", "sagfn"), ("subtb", "lggfn"), ("subtb", "teacher")]),
+])
+def test_main_model_trains_on_auxiliary_trajectories_with_its_own_log_probs(loss, explore):
     config = BalanceConfig(env=HypergridConfig(ndim=2, height=6), network=MLPConfig(hidden=32), batch_size=8,
                            loss=loss, explore=STRATEGIES[explore])
     data, state = init_one(balance.ALGORITHM, config, seed=1)

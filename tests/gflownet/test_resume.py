@@ -22,13 +22,14 @@ TINY = dict(env="hypergrid", ndim=2, height=5, hidden=16, batch_size=8)
 ], ids=["replay", "lggfn", "sagfn", "mdqn"])
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(options, tmp_path):
     algorithm, config = from_flat(**TINY, **options)
-    run_config = runner.RunConfig(iterations=20, num_seeds=2, out=str(tmp_path / "full"), log_every=5,
-                                  eval_every=5, checkpoint_every=10, progress=False)
+    # Every chunk is 2 iterations long: one compiled program serves all three runs.
+    run_config = runner.RunConfig(iterations=8, num_seeds=2, out=str(tmp_path / "full"), log_every=2,
+                                  eval_every=2, checkpoint_every=4, progress=False)
     full = runner.run(algorithm, config, run_config)
 
     def evaluate_then_die(config, data, state, key):
-        if int(state.iteration) == 15:
-            raise KeyboardInterrupt  # killed between the checkpoints at 10 and 20
+        if int(state.iteration) == 6:
+            raise KeyboardInterrupt  # killed between the checkpoints at 4 and 8
         return algorithm.evaluate_host(config, data, state, key)
 
     killed = dataclasses.replace(run_config, out=str(tmp_path / "killed"))

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 from fluxrl.envs.gflownet.base import uniform_log_pb
 from fluxrl.envs.gflownet.bitseq import BitSequence, bitseq_params
@@ -12,7 +11,7 @@ from fluxrl.envs.gflownet.hypergrid import Hypergrid, hypergrid_params
 from fluxrl.envs.gflownet.configs import BitSequenceConfig, HypergridConfig
 from fluxrl.gflownet import metrics, soft_dqn, soft_rl
 from fluxrl.gflownet.networks import MLPConfig, TransformerConfig
-from fluxrl.gflownet.replay import per_add, per_init, per_sample, per_update
+from fluxrl.gflownet.replay import per_sample
 from fluxrl.gflownet.soft_dqn import SoftDQNConfig
 from gfn_helpers import init_one, run_iterations, tv
 
@@ -103,37 +102,6 @@ def test_a_dueling_head_holding_the_exact_soft_values_has_zero_td_error():
     target = soft_rl.soft_dqn_target(reward, jnp.asarray(head[child_index]), jnp.asarray(mask[child_index]), done,
                                      1.0)
     np.testing.assert_allclose(head[source, action], target, rtol=1e-4, atol=1e-4)
-
-
-def test_prioritised_sampling_frequencies_are_proportional_to_priority_to_the_alpha():
-    alpha, count = 0.7, 8
-    buffer = per_init(jnp.float32(0.0), capacity=count)
-    buffer = per_add(buffer, jnp.arange(count, dtype=jnp.float32), jnp.ones(count, bool))
-    priorities = jnp.arange(1.0, count + 1.0)
-    buffer = per_update(buffer, jnp.arange(count), priorities)
-    draws = []
-    sample = jax.jit(lambda key: per_sample(buffer, key, 256, alpha, jnp.float32(1.0)))
-    for i in range(40):
-        items, indices, weights = sample(jax.random.PRNGKey(i))
-        np.testing.assert_array_equal(items, indices.astype(jnp.float32))
-        draws.append(np.asarray(indices))
-    observed = np.bincount(np.concatenate(draws), minlength=count)
-    expected_p = np.asarray(priorities, np.float64) ** alpha / np.sum(np.asarray(priorities, np.float64) ** alpha)
-    chi2 = stats.chisquare(observed, expected_p * observed.sum())
-    assert chi2.pvalue > 1e-3
-    # Importance weights (N P(i))^-beta / max: the least likely item has weight 1.
-    _, indices, weights = sample(jax.random.PRNGKey(99))
-    expected_w = (count * expected_p[np.asarray(indices)]) ** -1.0
-    np.testing.assert_allclose(weights, expected_w / expected_w.max(), rtol=1e-5)
-
-
-def test_prioritised_buffer_overwrites_oldest_and_skips_invalid_items():
-    buffer = per_init(jnp.int32(0), capacity=4)
-    buffer = per_add(buffer, jnp.array([1, 2, 3], jnp.int32), jnp.array([True, False, True]))
-    buffer = per_add(buffer, jnp.array([4, 5, 6], jnp.int32), jnp.array([True, True, True]))
-    # Writes 1, 3 then 4, 5, 6 into 4 slots: slot 0 is overwritten by 6.
-    np.testing.assert_array_equal(buffer.items, [6, 3, 4, 5])
-    assert int(buffer.size) == 4 and int(buffer.position) == 1
 
 
 @pytest.mark.parametrize("munchausen_alpha", [0.0, 0.15])
