@@ -101,7 +101,7 @@ def test_reproduction_runs_end_to_end_and_writes_its_report(name, tmp_path, caps
     out = tmp_path / name
     assert main(["reproduce", name, "--out", str(out), "--seeds", "2", "--scale", "0.005", "--no-progress"]) == 0
     report = (out / "report.md").read_text()
-    assert "cpu-reduced-1" in report and "Paper" in report
+    assert "cpu-reduced-2" in report and "Paper" in report
     results = json.loads((out / "results.json").read_text())
     for study in results["studies"].values():
         assert all(len(metric["seeds"]) == 2 for method in study["final"].values() for metric in method.values())

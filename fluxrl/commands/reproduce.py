@@ -27,6 +27,8 @@ class ReproduceOptions:
     """Studies to run (default: all of the reproduction's studies)."""
     progress: bool = True
     """Show progress bars."""
+    protocol: str = ""
+    """The reproduction's protocol (lggfn, softrl: cpu-reduced-2 or paper); empty: the reproduction's default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
@@ -76,8 +78,9 @@ def check(command: Reproduce) -> None:
 def execute(command: Reproduce) -> int:
     """Run the reproduction, print its report; exit status 0."""
     options = command.paper
+    extra = {"protocol": options.protocol} if options.protocol else {}  # only reproductions that have protocols
     report = _experiment(options).reproduce(options.out, options.seeds, options.scale, options.studies or None,
-                                            options.progress)
+                                            options.progress, **extra)
     print(report.read_text())
     print(f"report written to {report}")
     return 0

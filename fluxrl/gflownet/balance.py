@@ -19,10 +19,12 @@ from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.runner import Algorithm
 from fluxrl.envs.gflownet.configs import EnvConfig, HypergridConfig
 from fluxrl.gflownet import lggfn, sagfn, teacher, trajectory_replay
+from fluxrl.gflownet.empirical import EmpiricalWindow, check_window, empirical_metrics, window_add_states, window_init
 from fluxrl.gflownet.evaluation import evaluate_in_jit, evaluate_policy, make_run_data
 from fluxrl.gflownet.exploration import check_batch_mix, other_batch_size
 from fluxrl.gflownet.losses import BALANCE_LOSSES, balance_loss
-from fluxrl.gflownet.model import GFlowNetData, Learner, Model, concat, init_model, sampling_metrics, train_step
+from fluxrl.gflownet.model import (GFlowNetData, Learner, Model, concat, init_model, sampling_metrics, total_log_z,
+                                   train_step)
 from fluxrl.gflownet.modes import add_modes, empty_mode_set
 from fluxrl.gflownet.networks import NetworkConfig, policy_of_params, resolve_network
 from fluxrl.gflownet.plots import save_distribution_figure
@@ -64,6 +66,14 @@ class BalanceConfig:
     """Exploration strategy supplying part of the batch: replay, LGGFN, teacher, SA-GFN; None: on-policy only."""
     grad_chunk_rows: int = 256
     """Visited states per chunk of the gradient pass (memory vs. speed; no effect on results)."""
+    log_z_size: int = 1
+    """Elements of the log Z parameter, summed in the loss (Tiapkin et al.'s bit sequences: 64, so a log Z step is
+    64 element steps); TB only, without exploration."""
+    weight_decay: float = 0.0
+    """L2 coefficient added to every gradient before Adam (Tiapkin et al.'s bit sequences: 1e-5; >= 0)."""
+    empirical_window: int = 0
+    """Terminal objects kept for `empirical_l1` (the main policy's last fresh samples; 0: off; Tiapkin et al.:
+    200,000)."""
 
     def __post_init__(self):
         check_choice("loss", self.loss, BALANCE_LOSSES)
@@ -76,6 +86,12 @@ class BalanceConfig:
         check_range("epsilon", self.epsilon, 0.0, 1.0)
         check_range("temperature", self.temperature, 0.0, low_open=True)
         resolve_network(self.env, self.network)
+        check_window(self.env, self.empirical_window)
+        check_range("log_z_size", self.log_z_size, 1)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        if self.log_z_size > 1 and (self.loss != "tb" or self.explore is not None):
+            raise ConfigError("log_z_size must be 1 unless loss is tb without exploration (only there is log Z "
+                              "the main model's own parameter).")
         if self.explore is not None:
             if type(self.explore) not in STRATEGIES:
                 raise ConfigError(f"explore must be a ReplayConfig, LGGFNConfig, TeacherConfig, SAGFNConfig or "
@@ -93,6 +109,7 @@ class BalanceState(NamedTuple):
     key: jax.Array
     iteration: jax.Array
     exploration: Any = ()  # the strategy's state: replay buffer, auxiliary model (and RND)
+    sampled: EmpiricalWindow | None = None  # state indices of the main policy's last fresh terminal objects
 
 
 def num_other(config: BalanceConfig) -> int:
@@ -114,7 +131,8 @@ def learner(config: BalanceConfig, data: GFlowNetData) -> Learner:
     return Learner(env=config.env.build()[0], env_params=data.env_params,
                    network=resolve_network(config.env, config.network),
                    uniform_pb=config.backward_policy == "uniform", batch_size=config.batch_size,
-                   grad_chunk_rows=config.grad_chunk_rows, lr=config.lr, log_z_lr=config.log_z_lr, loss=loss)
+                   grad_chunk_rows=config.grad_chunk_rows, lr=config.lr, log_z_lr=config.log_z_lr, loss=loss,
+                   log_z_size=config.log_z_size, weight_decay=config.weight_decay)
 
 
 def make_data(config: BalanceConfig) -> GFlowNetData:
@@ -128,7 +146,8 @@ def init(config: BalanceConfig, data: GFlowNetData, key: jax.Array) -> BalanceSt
     model_key, explore_key, key = jax.random.split(key, 3)
     exploration = () if config.explore is None else STRATEGIES[type(config.explore)].init(
         config.explore, setup, explore_key)
-    return BalanceState(init_model(setup, model_key), empty_mode_set(setup.env), key, jnp.int32(0), exploration)
+    return BalanceState(init_model(setup, model_key), empty_mode_set(setup.env), key, jnp.int32(0), exploration,
+                        window_init(config.empirical_window))
 
 
 def update(config: BalanceConfig, data: GFlowNetData, state: BalanceState) -> tuple[BalanceState, dict]:
@@ -154,8 +173,10 @@ def update(config: BalanceConfig, data: GFlowNetData, state: BalanceState) -> tu
     model, loss = train_step(setup, state.model, main_loss, trajectories, terms)
     modes_hit = add_modes(setup.env, data.env_params, state.modes_hit, sampled_final_states)
     # DB and SubTB have no log Z parameter: their estimate is the learned flow of the initial state.
-    log_z = state.model.log_z if config.loss == "tb" else jnp.mean(terms.log_flow[:, 0])
-    new_state = BalanceState(model, modes_hit, key, state.iteration + 1, exploration)
+    log_z = total_log_z(state.model) if config.loss == "tb" else jnp.mean(terms.log_flow[:, 0])
+    # Only the main policy's own fresh samples, as the official code's histogram of training samples.
+    sampled = window_add_states(state.sampled, setup.env, fresh.final_states)
+    new_state = BalanceState(model, modes_hit, key, state.iteration + 1, exploration, sampled)
     return new_state, {**sampling_metrics(loss, log_z, trajectories, modes_hit), **metrics}
 
 
@@ -166,8 +187,10 @@ def policy_of(config: BalanceConfig, state: BalanceState):
 
 
 def evaluate(config: BalanceConfig, data: GFlowNetData, state: BalanceState, key: jax.Array) -> dict:
-    """Exact distribution metrics inside jit, where the environment is enumerable (see `evaluation.py`)."""
-    return evaluate_in_jit(config.env, policy_of(config, state), data)
+    """Exact distribution metrics inside jit, where the environment is enumerable (see `evaluation.py`), and
+    empirical_l1 of the last sampled objects when `empirical_window` > 0 (see `empirical.py`)."""
+    return {**evaluate_in_jit(config.env, policy_of(config, state), data),
+            **empirical_metrics(config.env.build()[0], state.sampled, data.exact)}
 
 
 def evaluate_host(config: BalanceConfig, data: GFlowNetData, state: BalanceState, key: jax.Array) -> dict:
@@ -182,6 +205,7 @@ def on_finish(config: BalanceConfig, data: GFlowNetData, state: BalanceState, ou
 
 ALGORITHM = Algorithm(
     name="gflownet-balance", config_type=BalanceConfig, init=init, update=update, make_data=make_data,
-    evaluate=evaluate, evaluate_host=evaluate_host, progress_metrics=("loss", "tv", "modes_found"), counters=("modes_found",),
+    evaluate=evaluate, evaluate_host=evaluate_host, progress_metrics=("loss", "tv", "modes_found"),
+    counters=("modes_found",),
     throughput_unit="trajectories", work_per_iteration=trajectories_per_iteration,
     artifacts=("distribution.png",), on_finish=on_finish)

@@ -60,6 +60,14 @@ class FlatConfig:
     """Structure learning: observations in the seeded linear-Gaussian dataset."""
     graph_seed: int = 0
     """Structure learning: seed of the ground-truth graph and its data."""
+    edge_weights: str = "ones"
+    """Structure learning: ground-truth edge weights: ones (the official sampler's), normal or signed_uniform."""
+    noise_std: float = 0.1
+    """Structure learning: standard deviation of the observation noise."""
+    score_reference: str = "best"
+    """Structure learning: BGe log R relative to best (each node's best parent set), empty, or none (raw)."""
+    unique_mode_samples: int = 16_000
+    """Parentheses: samples of the trained policy behind unique_modes_sampled (0: skip)."""
     loss: str = "tb"
     """Training loss: tb, db, subtb, or soft-RL training: sdqn (soft DQN) or mdqn (Munchausen DQN)."""
     subtb_lambda: float = 0.9
@@ -124,6 +132,22 @@ class FlatConfig:
     """sdqn / mdqn: importance-sampling exponent beta after per_beta_iterations."""
     per_beta_iterations: int = 10_000
     """sdqn / mdqn: iterations over which beta is annealed."""
+    per_importance_weights: bool = True
+    """sdqn / mdqn: weight replayed TD errors by their importance weights (the official hypergrid code does not)."""
+    per_insert: str = "max"
+    """sdqn / mdqn: priority of new transitions: max (largest seen) or td (their own, official hypergrid code)."""
+    per_priority: str = "abs"
+    """sdqn / mdqn: priority of a transition: abs (|TD error|) or huber (its leaf-weighted Huber loss, official)."""
+    q_head: str = "dueling"
+    """sdqn / mdqn: Q-network head: dueling (the molecule setting) or plain (official hypergrid, bit sequences)."""
+    learning_starts: int = 0
+    """sdqn / mdqn: iterations that only collect transitions before the first gradient step."""
+    log_z_size: int = 1
+    """tb: elements of the log Z parameter, summed (Tiapkin et al.'s bit sequences: 64)."""
+    weight_decay: float = 0.0
+    """L2 coefficient added to every gradient before Adam (Tiapkin et al.'s bit sequences: 1e-5)."""
+    empirical_window: int = 0
+    """Enumerable envs: last sampled terminal objects kept for empirical_l1 (0: off; Tiapkin et al.: 200,000)."""
     grad_chunk_rows: int = 256
     """tb / db / subtb: visited states per chunk of the gradient pass (no effect on results)."""
     test_backward_samples: int = 10
@@ -136,20 +160,24 @@ DEFAULTS = FlatConfig()
 ENV_OPTIONS = {
     "hypergrid": ("ndim", "height", "reward", "r0", "r1", "r2"),
     "bitseq": ("n", "k", "num_modes", "beta", "mode_seed", "test_set_size", "test_backward_samples"),
-    "parentheses": ("max_tokens",),
-    "structure": ("num_nodes", "num_samples", "graph_seed"),
+    "parentheses": ("max_tokens", "unique_mode_samples"),
+    "structure": ("num_nodes", "num_samples", "graph_seed", "edge_weights", "noise_std", "score_reference"),
 }
 ENV_TYPES = {"hypergrid": HypergridConfig, "bitseq": BitSequenceConfig, "parentheses": ParenthesesConfig,
              "structure": StructureConfig}
 MLP_OPTIONS = {"hidden": "hidden", "layers": "layers"}
 TRANSFORMER_OPTIONS = {"d_model": "d_model", "heads": "heads", "transformer_layers": "layers"}
-SAMPLING = ("batch_size", "lr", "epsilon", "temperature")
-BALANCE_OPTIONS = ("subtb_lambda", "backward_policy", "log_z_lr", "grad_chunk_rows")
+SAMPLING = ("batch_size", "lr", "epsilon", "temperature", "weight_decay")
+BALANCE_OPTIONS = ("subtb_lambda", "backward_policy", "log_z_lr", "grad_chunk_rows", "empirical_window",
+                   "log_z_size")
 SOFT_RL_OPTIONS = {"leaf_coefficient": "leaf_coefficient", "target_polyak": "target_polyak",
                    "target_every": "target_every", "replay_batch_size": "replay_batch_size",
                    "per_capacity": "per_capacity", "per_alpha": "per_alpha", "per_beta": "per_beta",
                    "per_beta_final": "per_beta_final", "per_beta_iterations": "per_beta_iterations",
-                   "munchausen_alpha": "munchausen_alpha", "munchausen_l0": "l0"}
+                   "munchausen_alpha": "munchausen_alpha", "munchausen_l0": "l0",
+                   "per_importance_weights": "per_importance_weights", "per_insert": "per_insert",
+                   "per_priority": "per_priority", "q_head": "q_head", "learning_starts": "learning_starts",
+                   "empirical_window": "empirical_window"}
 EXPLORE_OPTIONS = {  # flat name -> field, per strategy
     "replay": (ReplayConfig, {"aux_fraction": "aux_fraction", "replay_capacity": "capacity"}),
     "lggfn": (LGGFNConfig, {"aux_fraction": "aux_fraction", "aux_lambda": "lam"}),
@@ -187,6 +215,8 @@ def build(flat: FlatConfig):
         applies |= set(BALANCE_OPTIONS) - ({"subtb_lambda"} if flat.loss != "subtb" else set())
         if flat.loss != "tb" and flat.explore not in ("lggfn", "teacher", "sagfn"):
             applies.discard("log_z_lr")  # only TB and the auxiliary GFlowNets (trained by TB) have a log Z
+        if flat.loss != "tb":
+            applies.discard("log_z_size")
         if flat.explore in EXPLORE_OPTIONS:
             applies |= set(EXPLORE_OPTIONS[flat.explore][1])
     _refuse_inapplicable(flat, applies)

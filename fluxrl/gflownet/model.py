@@ -52,13 +52,28 @@ class Learner(NamedTuple):
     lr: float
     log_z_lr: float
     loss: Callable  # (terms, log_reward, length, log_z) -> per-trajectory loss [B] of the main model
+    log_z_size: int = 1  # elements of the log Z parameter, summed (Tiapkin et al.'s bit sequences: 64)
+    weight_decay: float = 0.0  # L2 coefficient added to every gradient before Adam, as torch's Adam(weight_decay)
+
+
+def optimizer(lr: float, weight_decay: float) -> optax.GradientTransformation:
+    """Adam, with weight decay added to the gradient first when it is > 0 (torch.optim.Adam's, not AdamW)."""
+    if weight_decay == 0.0:
+        return optax.adam(lr)
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr))
+
+
+def total_log_z(model: Model) -> jax.Array:
+    """The model's log Z: the sum of its log Z parameter's elements."""
+    return jnp.sum(model.log_z)
 
 
 def init_model(learner: Learner, key: jax.Array) -> Model:
     """A fresh model: a random policy network, log Z = 0, empty Adam states."""
     policy = init_policy_params(learner.network, learner.env, key)
-    log_z = jnp.zeros(())
-    return Model(policy, log_z, (optax.adam(learner.lr).init(policy), optax.adam(learner.log_z_lr).init(log_z)))
+    log_z = jnp.zeros(() if learner.log_z_size == 1 else (learner.log_z_size,))
+    return Model(policy, log_z, (optimizer(learner.lr, learner.weight_decay).init(policy),
+                                 optimizer(learner.log_z_lr, learner.weight_decay).init(log_z)))
 
 
 def train_step(learner: Learner, model: Model, per_trajectory_loss: Callable, trajectories: Trajectories,
@@ -66,13 +81,15 @@ def train_step(learner: Learner, model: Model, per_trajectory_loss: Callable, tr
     """One Adam step of `model` on the mean of `per_trajectory_loss(terms, log_z)` [B]; the trajectories' kept
     outputs and `terms` must be the model's own. Returns the new model and the mean loss."""
     def mean_loss(terms, log_z):
-        return jnp.mean(per_trajectory_loss(terms, log_z))
+        return jnp.mean(per_trajectory_loss(terms, jnp.sum(log_z)))
 
     loss, (terms_cotangent, log_z_grad) = jax.value_and_grad(mean_loss, argnums=(0, 1))(terms, model.log_z)
     policy_grad = policy_gradient(model.policy, policy_static(learner.network, learner.env), learner.env,
                                   trajectories, terms_cotangent, learner.uniform_pb, learner.grad_chunk_rows)
-    policy_updates, policy_opt_state = optax.adam(learner.lr).update(policy_grad, model.opt_state[0])
-    log_z_updates, log_z_opt_state = optax.adam(learner.log_z_lr).update(log_z_grad, model.opt_state[1])
+    policy_updates, policy_opt_state = optimizer(learner.lr, learner.weight_decay).update(
+        policy_grad, model.opt_state[0], model.policy)
+    log_z_updates, log_z_opt_state = optimizer(learner.log_z_lr, learner.weight_decay).update(
+        log_z_grad, model.opt_state[1], model.log_z)
     return Model(optax.apply_updates(model.policy, policy_updates), optax.apply_updates(model.log_z, log_z_updates),
                  (policy_opt_state, log_z_opt_state)), loss
 

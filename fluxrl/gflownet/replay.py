@@ -72,9 +72,11 @@ def per_init(example: Any, capacity: int) -> PrioritizedReplay:
     return PrioritizedReplay(items, jnp.zeros(capacity), jnp.int32(0), jnp.int32(0), jnp.float32(1.0))
 
 
-def per_add(buffer: PrioritizedReplay, items: Any, valid: jax.Array) -> PrioritizedReplay:
+def per_add(buffer: PrioritizedReplay, items: Any, valid: jax.Array, priorities: jax.Array | None = None,
+            floor: float = 1e-6) -> PrioritizedReplay:
     """The buffer with the items of a batch (leaves [N, ...]) whose `valid` flag is set written over the oldest
-    slots, in batch order, at the current maximum priority."""
+    slots, in batch order, at the current maximum priority, or at their own `priorities` [N] (floored like
+    `per_update`) when given."""
     capacity = buffer.priorities.shape[0]
     offset = jnp.cumsum(valid) - 1
     num_new = jnp.sum(valid)
@@ -82,9 +84,14 @@ def per_add(buffer: PrioritizedReplay, items: Any, valid: jax.Array) -> Prioriti
     keep = valid & (offset >= num_new - capacity)
     slots = jnp.where(keep, (buffer.position + offset) % capacity, capacity)
     stored = jax.tree.map(lambda store, x: store.at[slots].set(x, mode="drop"), buffer.items, items)
-    priorities = buffer.priorities.at[slots].set(buffer.max_priority, mode="drop")
-    return buffer._replace(items=stored, priorities=priorities, position=(buffer.position + num_new) % capacity,
-                           size=jnp.minimum(buffer.size + num_new, capacity))
+    if priorities is None:
+        new_priorities, max_priority = buffer.max_priority, buffer.max_priority
+    else:
+        new_priorities = jnp.maximum(priorities, floor)
+        max_priority = jnp.maximum(buffer.max_priority, jnp.max(jnp.where(keep, new_priorities, 0.0)))
+    stored_priorities = buffer.priorities.at[slots].set(new_priorities, mode="drop")
+    return buffer._replace(items=stored, priorities=stored_priorities, position=(buffer.position + num_new) % capacity,
+                           size=jnp.minimum(buffer.size + num_new, capacity), max_priority=max_priority)
 
 
 def per_sample(buffer: PrioritizedReplay, key: jax.Array, batch_size: int, alpha: float,

@@ -196,3 +196,16 @@ def test_bad_reward_params_are_rejected_with_the_field_name():
         parentheses_params(short_length=-1)
     with pytest.raises(ConfigError, match="log_reward_other"):
         parentheses_params(log_reward_other=float("nan"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(max_tokens=sizes, data=st.data())
+def test_a_paper_mode_is_exactly_a_balanced_sequence_filling_every_slot(max_tokens, data):
+    env = Parentheses(max_tokens)
+    # Half the draws fill every slot, so full-length balanced sequences are drawn often enough to matter.
+    full = st.text(alphabet="()", min_size=max_tokens, max_size=max_tokens)
+    text = data.draw(st.one_of(full, _texts(max_tokens).filter(bool)))
+    state = _state(env, text, terminated=True)
+    assert bool(env.is_full_mode(state)) == (_balanced(text) and len(text) == max_tokens)
+    if bool(env.is_full_mode(state)):
+        assert int(env.mode_index(env.default_params(), state)) < env.num_modes  # also one of fluxrl's modes

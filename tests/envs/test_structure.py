@@ -14,6 +14,7 @@ from scipy.special import gammaln
 
 from fluxrl.core.config import ConfigError
 from fluxrl.envs.gflownet.base import is_enumerable
+from fluxrl.envs.gflownet.bge_score import bge_local_scores
 from fluxrl.envs.gflownet.structure import (EnumerableStructureLearning, StructureLearning, generate_dataset,
                                             ground_truth_adjacency, structure_env, structure_params)
 from fluxrl.envs.gflownet.structure_metrics import (edge_auc, edge_marginals, enumerated_graphs, exact_posterior,
@@ -246,19 +247,22 @@ def test_reversing_a_covered_edge_keeps_the_score(walk):
 
 
 def test_ground_truth_is_a_seeded_dag_with_the_documented_edge_count():
-    env = StructureLearning(num_nodes=10, graph_seed=3)
+    env = StructureLearning(num_nodes=10, graph_seed=3, edge_weights="signed_uniform", noise_std=1.0)
     adjacency, weights, data = generate_dataset(env)
     assert _is_acyclic(adjacency) and adjacency.sum() == round(0.4 * 45) == env.num_edges
     magnitudes = np.abs(weights[adjacency])
     assert ((magnitudes >= 0.5) & (magnitudes <= 2.0)).all() and not weights[~adjacency].any()
     assert data.shape == (100, 10)
     np.testing.assert_array_equal(ground_truth_adjacency(env), adjacency)
-    np.testing.assert_array_equal(generate_dataset(StructureLearning(num_nodes=10, graph_seed=3))[2], data)
+    same = StructureLearning(num_nodes=10, graph_seed=3, edge_weights="signed_uniform", noise_std=1.0)
+    np.testing.assert_array_equal(generate_dataset(same)[2], data)
     assert not np.array_equal(ground_truth_adjacency(StructureLearning(num_nodes=10, graph_seed=4)), adjacency)
 
 
 def test_exact_posterior_matches_the_target_distribution_and_concentrates_near_the_truth():
-    env = structure_env(4, num_samples=500)
+    # Weights away from zero and unit noise: data that identify the graph (the official unit weights with noise
+    # 0.1 leave the BGe posterior spread over denser graphs, since its prior scale t = 0.5 dwarfs the noise).
+    env = structure_env(4, num_samples=500, edge_weights="signed_uniform", noise_std=1.0)
     params = env.default_params()
     posterior = exact_posterior(env, params)
     assert np.isclose(posterior.sum(), 1.0)
@@ -355,3 +359,59 @@ def test_graph_metrics_keep_edge_auc_when_the_truth_has_an_edge():
     p = np.zeros(env.num_states)
     p[int(env.state_index(env.reset(None, None)._replace(adjacency=jnp.asarray(truth))))] = 1.0
     assert graph_metrics(env, p) == {"expected_shd": 0.0, "edge_auc": 1.0}
+
+
+def _regressions(env_of, seeds):
+    """Least-squares coefficients of every node on its true parents, and the residuals, pooled over graphs."""
+    coefficients, true_weights, residuals = [], [], []
+    for seed in seeds:
+        env = env_of(seed)
+        adjacency, weights, data = generate_dataset(env)
+        for node in range(env.num_nodes):
+            parents = np.flatnonzero(adjacency[:, node])
+            fitted = np.zeros(0)
+            if parents.size:
+                fitted = np.linalg.lstsq(data[:, parents], data[:, node], rcond=None)[0]
+            residuals.append(data[:, node] - data[:, parents] @ fitted)
+            coefficients.extend(fitted)
+            true_weights.extend(weights[parents, node])
+    return np.array(coefficients), np.array(true_weights), np.concatenate(residuals)
+
+
+def test_official_data_have_unit_weights_and_noise_of_standard_deviation_0_1():
+    # The official sampler sums parents unweighted with N(0, 0.1^2) noise; 100 graphs of 5 nodes, 2000 rows.
+    coefficients, true_weights, residuals = _regressions(
+        lambda seed: StructureLearning(num_nodes=5, num_samples=2000, graph_seed=seed), range(100))
+    assert coefficients.size == 4 * 100 and np.all(true_weights == 1.0)
+    # Coefficient standard error ~ 0.1 / (sqrt(2000) * parent spread >= 0.1) ~ 0.02: 0.15 is over 5 of them.
+    assert np.abs(coefficients - 1.0).max() < 0.15
+    assert abs(coefficients.mean() - 1.0) < 0.01
+    # Residual moments of 100 * 5 * 2000 draws: mean 0 (s.e. 1e-4), std 0.1 (s.e. 1e-4), kurtosis 3 (s.e. 0.01).
+    assert abs(residuals.mean()) < 1e-3 and abs(residuals.std() - 0.1) < 1e-3
+    assert abs(np.mean(residuals**4) / residuals.var() ** 2 - 3.0) < 0.05
+
+
+def test_normal_weights_are_standard_normal_in_distribution():
+    # 400 graphs of 5 nodes (about 1,600 edges): the fitted coefficients match the drawn weights, and the
+    # weights' mean, variance and kurtosis are N(0, 1)'s within 4 standard errors (1/40, 0.07, 0.25).
+    coefficients, true_weights, residuals = _regressions(
+        lambda seed: StructureLearning(num_nodes=5, num_samples=2000, graph_seed=seed, edge_weights="normal"),
+        range(400))
+    assert true_weights.size == 1600
+    assert np.abs(coefficients - true_weights).max() < 0.15
+    assert abs(true_weights.mean()) < 0.1 and abs(true_weights.var() - 1.0) < 0.28
+    assert abs(np.mean(true_weights**4) / true_weights.var() ** 2 - 3.0) < 1.0
+    assert abs(residuals.std() - 0.1) < 1e-3
+
+
+def test_structure_config_builds_the_official_data_and_the_raw_score_on_request():
+    from fluxrl.envs.gflownet.configs import StructureConfig
+
+    env, params = StructureConfig(num_nodes=3, score_reference="none").build()
+    assert (env.edge_weights, env.noise_std) == ("ones", 0.1)
+    raw = bge_local_scores(generate_dataset(env)[2])
+    np.testing.assert_allclose(np.asarray(params.local_scores), raw, rtol=1e-5)
+    with pytest.raises(ConfigError, match="edge_weights"):
+        StructureConfig(edge_weights="gamma")
+    with pytest.raises(ConfigError, match="noise_std"):
+        StructureConfig(noise_std=0.0)

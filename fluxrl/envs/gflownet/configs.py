@@ -77,8 +77,11 @@ class ParenthesesConfig:
 
     max_tokens: int = 32
     """Maximum sequence length in tokens (2..36)."""
+    unique_mode_samples: int = 16_000
+    """Samples of the trained policy behind `unique_modes_sampled` (the paper: 1000 batches of 16); 0: skip."""
 
     def __post_init__(self):
+        check_range("unique_mode_samples", self.unique_mode_samples, 0)
         self.build()
 
     def build(self) -> tuple[Any, Any]:
@@ -96,10 +99,19 @@ class StructureConfig:
     """Observations in the dataset."""
     graph_seed: int = 0
     """Seed of the ground-truth graph and its data."""
+    edge_weights: str = "ones"
+    """Ground-truth edge weights: ones (what the official LGGFN sampler applies), normal (N(0, 1)) or
+    signed_uniform (+-U[0.5, 2])."""
+    noise_std: float = 0.1
+    """Standard deviation of the observation noise (> 0; the official code's is 0.1)."""
+    score_reference: str = "best"
+    """BGe log R relative to: best (each node's best parent set, log R <= 0), empty (the empty graph) or none
+    (the raw BGe log marginal likelihood, as the official code). The posterior is the same for all three."""
 
     def __post_init__(self):
         check_range("num_nodes", self.num_nodes, 1)
         check_range("num_samples", self.num_samples, 1)
+        check_choice("score_reference", self.score_reference, ("best", "empty", "none"))
         self.build()
 
     def build(self) -> tuple[Any, Any]:
@@ -135,5 +147,6 @@ def _build(config: EnvConfig) -> tuple[Any, Any]:
         return env, env.default_params()
     from fluxrl.envs.gflownet.structure import structure_env, structure_params
 
-    env = structure_env(config.num_nodes, config.num_samples, config.graph_seed)
-    return env, structure_params(env)
+    env = structure_env(config.num_nodes, config.num_samples, config.graph_seed, edge_weights=config.edge_weights,
+                        noise_std=config.noise_std)
+    return env, structure_params(env, reference=config.score_reference)

@@ -8,8 +8,11 @@ least one token. Each non-empty sequence has exactly one parent, itself less its
 log R(x) = log_reward_balanced if x is balanced (every prefix has at least as many "(" as ")", and the
 totals are equal), else log_reward_short if len(x) <= short_length, else log_reward_other.
 
-The modes are the balanced sequences (Dyck words) of lengths 2, 4, ..., max_tokens; `mode_index` ranks them
-exactly, shorter lengths first and lexicographically ("(" before ")") within a length.
+fluxrl's modes (`modes_found`) are the balanced sequences (Dyck words) of lengths 2, 4, ..., max_tokens;
+`mode_index` ranks them exactly, shorter lengths first and lexicographically ("(" before ")") within a length.
+The paper's modes are narrower: a balanced sequence that fills all max_tokens slots (`is_full_mode`; the
+official `is_balanced_parentheses` rejects any sequence whose last slot is empty), counted by the metric
+`unique_modes_sampled` (see `fluxrl/gflownet/evaluation.py` and docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -163,6 +166,10 @@ class Parentheses:
         """Whether the sequence is non-empty, never dips below height 0, and ends at height 0."""
         heights = self._heights(state)
         return (state.length > 0) & jnp.all(heights >= 0) & (heights[-1] == 0)
+
+    def is_full_mode(self, state: ParenthesesState) -> jax.Array:
+        """Whether the sequence is a mode in the paper's sense: balanced and filling all max_tokens slots."""
+        return self.is_balanced(state) & (state.length == self.max_tokens)
 
     def log_reward(self, params: ParenthesesParams, state: ParenthesesState) -> jax.Array:
         """log_reward_balanced if balanced, else log_reward_short up to short_length tokens, else

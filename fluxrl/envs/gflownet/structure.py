@@ -29,13 +29,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fluxrl.core.config import ConfigError, check_range
+from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.envs.gflownet.bge_score import BGePrior, bge_local_scores
 from fluxrl.envs.gflownet.dag_enumeration import (MAX_ENUMERABLE_NODES, NUM_DAGS, dag_adjacencies, dag_codes,
                                                   transitive_closure)
 
 # The parent-set table has num_nodes * 2**num_nodes entries; above this many nodes it is not built.
 MAX_SCORED_NODES = 16
+# How the ground truth's edge weights are drawn: "ones" is what the official LGGFN sampler applies (it sums the
+# parents unweighted, src/envs/helpers/bayesian_structure/sampling.py:61-69, although graph.py:110-115 draws
+# N(0, 1) weights it never uses); "normal" those N(0, 1) weights; "signed_uniform" fluxrl's earlier
+# +-U[0.5, 2] (Deleu et al. 2022's choice of magnitudes away from zero).
+EDGE_WEIGHTS = ("ones", "normal", "signed_uniform")
 
 
 class StructureState(NamedTuple):
@@ -59,12 +64,16 @@ class StructureLearning:
     """DAGs on num_nodes nodes; action i * d + j adds edge i -> j, action d * d exits.
 
     num_samples observations are generated (see `sample_data`) from a ground-truth DAG with
-    round(edge_density * d (d - 1) / 2) edges, all from the numpy seed graph_seed."""
+    round(edge_density * d (d - 1) / 2) edges, edge weights drawn as `edge_weights` says and Gaussian noise of
+    standard deviation noise_std (by default the official LGGFN code's: unit weights, noise 0.1), all from the
+    numpy seed graph_seed."""
 
     num_nodes: int = 5
     num_samples: int = 100
     graph_seed: int = 0
     edge_density: float = 0.4
+    edge_weights: str = "ones"
+    noise_std: float = 0.1
 
     def __post_init__(self):
         for name in ("num_nodes", "num_samples", "graph_seed"):
@@ -78,6 +87,8 @@ class StructureLearning:
         if self.graph_seed < 0:
             raise ConfigError(f"graph_seed must be >= 0, got {self.graph_seed}.")
         check_range("edge_density", self.edge_density, 0.0, 1.0)
+        check_choice("edge_weights", self.edge_weights, EDGE_WEIGHTS)
+        check_range("noise_std", self.noise_std, 0.0, low_open=True)
 
     @property
     def num_actions(self) -> int:
@@ -207,20 +218,21 @@ class EnumerableStructureLearning(StructureLearning):
 
 
 def structure_env(num_nodes: int = 5, num_samples: int = 100, graph_seed: int = 0,
-                  edge_density: float = 0.4) -> StructureLearning:
+                  edge_density: float = 0.4, edge_weights: str = "ones", noise_std: float = 0.1) -> StructureLearning:
     """An `EnumerableStructureLearning` when num_nodes <= 5 (exact metrics), else a `StructureLearning`."""
     cls = EnumerableStructureLearning if isinstance(num_nodes, int) and num_nodes <= MAX_ENUMERABLE_NODES \
         else StructureLearning
-    return cls(num_nodes, num_samples, graph_seed, edge_density)
+    return cls(num_nodes, num_samples, graph_seed, edge_density, edge_weights, noise_std)
 
 
 def generate_dataset(env: StructureLearning) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(adjacency bool [d, d], weights float64 [d, d], data float64 [num_samples, d]) of the seeded ground truth.
 
     All drawn in this order from numpy's default_rng(graph_seed): a random topological order; env.num_edges of
-    the d (d - 1) / 2 forward pairs, chosen uniformly; weight magnitudes uniform on [0.5, 2] and uniform signs
-    (so weights are uniform on [-2, -0.5] U [0.5, 2]); unit-variance Gaussian noise. The data follow
-    x_j = sum_i w_ij x_i + e_j, by ancestral sampling, and are not standardised."""
+    the d (d - 1) / 2 forward pairs, chosen uniformly; the weights (env.edge_weights: "ones" draws nothing,
+    "normal" N(0, 1), "signed_uniform" magnitudes uniform on [0.5, 2] and uniform signs); Gaussian noise of
+    standard deviation env.noise_std. The data follow x_j = sum_i w_ij x_i + e_j, by ancestral sampling, and
+    are not standardised."""
     rng = np.random.default_rng(env.graph_seed)
     d = env.num_nodes
     order = rng.permutation(d)
@@ -229,10 +241,15 @@ def generate_dataset(env: StructureLearning) -> tuple[np.ndarray, np.ndarray, np
     adjacency = np.zeros((d, d), bool)
     for index in chosen:
         adjacency[pairs[index]] = True
-    magnitudes = rng.uniform(0.5, 2.0, size=(d, d))
-    signs = rng.choice((-1.0, 1.0), size=(d, d))
-    weights = np.where(adjacency, magnitudes * signs, 0.0)
-    noise = rng.standard_normal((env.num_samples, d))
+    if env.edge_weights == "signed_uniform":
+        magnitudes = rng.uniform(0.5, 2.0, size=(d, d))
+        drawn = magnitudes * rng.choice((-1.0, 1.0), size=(d, d))
+    elif env.edge_weights == "normal":
+        drawn = rng.standard_normal((d, d))
+    else:
+        drawn = np.ones((d, d))
+    weights = np.where(adjacency, drawn, 0.0)
+    noise = env.noise_std * rng.standard_normal((env.num_samples, d))
     data = np.zeros((env.num_samples, d))
     for node in order:  # parents come earlier in the order, so their columns are already filled
         data[:, node] = data @ weights[:, node] + noise[:, node]
