@@ -28,7 +28,7 @@ class ReproduceOptions:
     progress: bool = True
     """Show progress bars."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn, softrl: cpu-reduced-2 or paper); empty: the reproduction's default."""
+    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper); empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)

@@ -108,8 +108,8 @@ def test_empty_sequence_cannot_exit():
     assert np.asarray(env.backward_mask(state)).tolist() == [False]
 
 
-def test_log_reward_on_hand_cases():
-    env = Parentheses(32)
+def test_log_reward_on_hand_cases_when_every_balanced_sequence_is_rewarded():
+    env = Parentheses(32, rewarded="any")
     params = env.default_params()
     cases = {"(())": 0.0, "()": 0.0, "())(": -1.5, "(": -1.5, ")(": -1.5, "((((((((": -1.5,
              "(()(()))()": 0.0, "(()(())))(": -10.0, "((((((((()": -10.0, "()" * 16: 0.0, "(" * 32: -10.0}
@@ -128,11 +128,28 @@ def test_log_reward_on_hand_cases():
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_log_reward_is_balanced_or_by_length(data):
-    env = Parentheses(12)
+    env = Parentheses(12, rewarded="any")
     params = env.default_params()
     text = data.draw(_texts(12).filter(bool))
     expected = 0.0 if _balanced(text) else (-1.5 if len(text) <= 8 else -10.0)
     assert float(env.log_reward(params, _state(env, text, True))) == pytest.approx(expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_official_reward_tops_only_balanced_sequences_that_fill_every_slot(data):
+    env = Parentheses(12)  # rewarded="full", as src/envs/balanced_parentheses.py of the official code
+    params = env.default_params()
+    text = data.draw(_texts(12).filter(bool))
+    full = _balanced(text) and len(text) == 12
+    expected = 0.0 if full else (-1.5 if len(text) <= 8 else -10.0)
+    assert float(env.log_reward(params, _state(env, text, True))) == pytest.approx(expected)
+    assert bool(env.is_full_mode(_state(env, text, True))) == full
+
+
+def test_rewarded_must_be_full_or_any():
+    with pytest.raises(ConfigError, match="rewarded"):
+        Parentheses(8, rewarded="short")
 
 
 @pytest.mark.parametrize("max_tokens", [2, 3, 10, 12])

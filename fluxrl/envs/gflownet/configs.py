@@ -79,9 +79,12 @@ class ParenthesesConfig:
     """Maximum sequence length in tokens (2..36)."""
     unique_mode_samples: int = 16_000
     """Samples of the trained policy behind `unique_modes_sampled` (the paper: 1000 batches of 16); 0: skip."""
+    rewarded: str = "full"
+    """Balanced sequences that earn the top reward: full (filling every slot, as the official code) or any."""
 
     def __post_init__(self):
         check_range("unique_mode_samples", self.unique_mode_samples, 0)
+        check_choice("rewarded", self.rewarded, ("full", "any"))
         self.build()
 
     def build(self) -> tuple[Any, Any]:
@@ -143,7 +146,7 @@ def _build(config: EnvConfig) -> tuple[Any, Any]:
     if isinstance(config, ParenthesesConfig):
         from fluxrl.envs.gflownet.parentheses import Parentheses
 
-        env = Parentheses(config.max_tokens)
+        env = Parentheses(config.max_tokens, config.rewarded)
         return env, env.default_params()
     from fluxrl.envs.gflownet.structure import structure_env, structure_params
 

@@ -5,8 +5,12 @@ is ")"; action 0 appends "(", action 1 appends ")" and action 2 exits. Any prefi
 just earn little reward), up to max_tokens tokens. The empty sequence cannot exit, so every object x has at
 least one token. Each non-empty sequence has exactly one parent, itself less its last token.
 
-log R(x) = log_reward_balanced if x is balanced (every prefix has at least as many "(" as ")", and the
-totals are equal), else log_reward_short if len(x) <= short_length, else log_reward_other.
+log R(x) = log_reward_balanced if x is a rewarded balanced sequence, else log_reward_short if len(x) <=
+short_length, else log_reward_other. Balanced: every prefix has at least as many "(" as ")", and the totals are
+equal. Which balanced sequences are rewarded is `rewarded`: "full" (the official code's reward,
+src/envs/balanced_parentheses.py:36-47, 66-73 of Idriss-Malek/Loss-Guided-GFN: only a balanced sequence that fills
+all max_tokens slots; a shorter balanced one scores like any other sequence of its length) or "any" (every
+balanced sequence).
 
 fluxrl's modes (`modes_found`) are the balanced sequences (Dyck words) of lengths 2, 4, ..., max_tokens;
 `mode_index` ranks them exactly, shorter lengths first and lexicographically ("(" before ")") within a length.
@@ -84,8 +88,11 @@ class Parentheses:
     """Sequences of at most max_tokens parentheses; action 0 appends "(", 1 appends ")", 2 exits."""
 
     max_tokens: int = 32
+    rewarded: str = "full"  # which balanced sequences earn log_reward_balanced: "full" (official) or "any"
 
     def __post_init__(self):
+        if self.rewarded not in ("full", "any"):
+            raise ConfigError(f"rewarded must be one of full, any, got {self.rewarded!r}.")
         if not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 2:
             raise ConfigError(f"max_tokens must be an integer >= 2, got {self.max_tokens!r}.")
         if self.max_tokens > 36:  # keeps completion counts and mode indices within int32
@@ -172,11 +179,12 @@ class Parentheses:
         return self.is_balanced(state) & (state.length == self.max_tokens)
 
     def log_reward(self, params: ParenthesesParams, state: ParenthesesState) -> jax.Array:
-        """log_reward_balanced if balanced, else log_reward_short up to short_length tokens, else
-        log_reward_other."""
+        """log_reward_balanced if a rewarded balanced sequence (see `rewarded`), else log_reward_short up to
+        short_length tokens, else log_reward_other."""
         unbalanced = jnp.where(state.length <= params.short_length, params.log_reward_short,
                                params.log_reward_other)
-        return jnp.where(self.is_balanced(state), params.log_reward_balanced, unbalanced).astype(jnp.float32)
+        rewarded = self.is_full_mode(state) if self.rewarded == "full" else self.is_balanced(state)
+        return jnp.where(rewarded, params.log_reward_balanced, unbalanced).astype(jnp.float32)
 
     def mode_index(self, params: ParenthesesParams, state: ParenthesesState) -> jax.Array:
         """int32 index of a balanced sequence among all balanced sequences of lengths 2..max_tokens (shorter
