@@ -101,7 +101,7 @@ def test_an_option_that_does_not_apply_is_refused_by_name(flags, named, tmp_path
 
 @pytest.mark.parametrize("args, words", [
     (["nothing"], "unknown command 'nothing'"),
-    (["train", "offline"], "unknown algorithm family 'offline'"),
+    (["train", "online"], "unknown algorithm family 'online'"),
     (["train", "gflownet", "chess"], "unknown algorithm 'chess'"),
     (["train"], "subcommand"),
     (["train", "gflownet", "--height", "x"], "--height"),

@@ -3,10 +3,12 @@
     fluxrl demo [DIR]
     fluxrl train gflownet ALGORITHM [ENVIRONMENT] [NETWORK] [EXPLORATION] [OPTIONS]   (or --loss/--env/--explore)
     fluxrl train gflownet --resume DIR [--iterations N]
+    fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [OPTIONS]   (or --algo ALGORITHM)
     fluxrl reproduce {lggfn,softrl} [OPTIONS]
+    fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
 
-A new family (`train offline`, `train onpolicy`, `train meta`) is one more member of `TrainFamily`; a new
-command (`data make`) one more member of `CommandLine`. `parse_command_line` parses and validates without
+A new family (`train onpolicy`, `train meta`) is one more member of `TrainFamily`; a new
+command one more member of `CommandLine`. `parse_command_line` parses and validates without
 training or writing anything; `run_command_line` also executes, and turns every user mistake into one line.
 """
 
@@ -18,13 +20,12 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import demo, parsing, reproduce, train_gflownet
+from fluxrl.commands import data, demo, parsing, reproduce, train_gflownet, train_offline
 from fluxrl.core.config import ConfigError
 
 TrainFamily = Annotated[Union[
     Annotated[train_gflownet.TrainGFlowNet, tyro.conf.subcommand("gflownet")],
-    # A union needs two members; this one is never offered (it goes once a second family lands).
-    Annotated[None, tyro.conf.Suppress],
+    Annotated[train_offline.TrainOffline, tyro.conf.subcommand("offline")],
 ], tyro.conf.arg(name="family", prefix_name=False)]
 
 
@@ -35,10 +36,21 @@ class Train:
     family: TrainFamily
 
 
+@dataclass(frozen=True)
+class Data:
+    """Datasets for offline RL, made locally (nothing is downloaded)."""
+
+    action: Annotated[Union[
+        Annotated[data.DataMake, tyro.conf.subcommand("make")],
+        Annotated[None, tyro.conf.Suppress],  # a union needs two members; this one is never offered
+    ], tyro.conf.arg(name="action", prefix_name=False)]
+
+
 CommandLine = Union[
     Annotated[demo.Demo, tyro.conf.subcommand("demo")],
     Annotated[Train, tyro.conf.subcommand("train")],
     Annotated[reproduce.Reproduce, tyro.conf.subcommand("reproduce")],
+    Annotated[Data, tyro.conf.subcommand("data")],
 ]
 
 
@@ -52,14 +64,22 @@ def parse_command_line(argv: Sequence[str]) -> Any:
             return parsing.parse(train_gflownet.ResumeGFlowNet, train_gflownet.check_resume_args(rest),
                                  prog=train_gflownet.PROG)
         argv = argv[:2] + train_gflownet.native_args(rest)
+    elif argv[:2] == ["train", "offline"]:
+        argv = argv[:2] + train_offline.native_args(argv[2:])
     command = parsing.parse(CommandLine, argv, prog="fluxrl")
     if isinstance(command, Train):
         command = command.family
-        train_gflownet.resolve(command)
+        if isinstance(command, train_offline.TrainOffline):
+            train_offline.check(command)
+        else:
+            train_gflownet.resolve(command)
     elif isinstance(command, reproduce.Reproduce):
         reproduce.check(command)
     elif isinstance(command, demo.Demo):
         demo.check(command)
+    elif isinstance(command, Data):
+        command = command.action
+        data.check(command)
     return command
 
 
@@ -69,6 +89,10 @@ def execute(command: Any) -> int:
         return train_gflownet.execute(command)
     if isinstance(command, reproduce.Reproduce):
         return reproduce.execute(command)
+    if isinstance(command, train_offline.TrainOffline):
+        return train_offline.execute(command)
+    if isinstance(command, data.DataMake):
+        return data.execute(command)
     return demo.execute(command)
 
 

@@ -1,0 +1,1 @@
+"""Control environments: adapters for simulators that are not JAX (Gymnasium MuJoCo, PointMaze)."""
