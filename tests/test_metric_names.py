@@ -1,5 +1,6 @@
 """Every metric a run reports has a definition in docs/metrics.md, under its exact name."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -31,3 +32,33 @@ def test_every_reported_metric_is_defined_in_the_docs(options, tmp_path):
                                                              log_every=2, eval_every=2, progress=False)).summary
     undefined = sorted(set(summary) - RUN_FIELDS - _documented())
     assert not undefined, f"metrics reported but not defined in docs/metrics.md: {undefined}"
+
+
+@pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "awac"])
+def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
+    import importlib
+
+    import gymnasium
+    import numpy as np
+
+    from fluxrl.offline.common import Evaluation, make_offline_data
+    from fluxrl.offline.datasets import Dataset
+
+    module = importlib.import_module(f"fluxrl.offline.{name}")
+    rng = np.random.default_rng(0)
+    size = 64
+    dataset = Dataset(rng.normal(size=(size, 3)).astype(np.float32), rng.uniform(-2, 2, (size, 1)).astype(np.float32),
+                      rng.normal(size=size).astype(np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32),
+                      rng.normal(size=(size, 3)).astype(np.float32))
+    evaluation = Evaluation(lambda: gymnasium.make("Pendulum-v1", max_episode_steps=5), episodes=1,
+                            normalized_score=lambda mean_return: mean_return)
+    data = make_offline_data(dataset, max_action=2.0, evaluation=evaluation)
+    config_type = module.ALGORITHM.config_type
+    config = config_type(**{f.name: 16 for f in dataclasses.fields(config_type) if f.name == "hidden"},
+                         batch_size=8)
+    summary = runner.run(module.ALGORITHM, config, runner.RunConfig(iterations=4, out=str(tmp_path / "run"),
+                                                                    log_every=2, eval_every=2, progress=False),
+                         data=data).summary
+    undefined = sorted(set(summary) - RUN_FIELDS - _documented())
+    assert not undefined, f"metrics reported but not defined in docs/metrics.md: {undefined}"
+    assert {"return", "normalized_score"} <= set(summary)

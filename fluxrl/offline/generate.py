@@ -7,9 +7,8 @@ next observation (the environment's own reward), and `timeouts` mark every episo
 the data cut into episodes looks like evaluation episodes. A target not reached within one episode length is
 given up (D4RL does the same) and counts against the controller's success rate.
 
-Default sizes are D4RL's (umaze 1M, medium 2M, large 4M transitions). Generation runs at about 11k
-transitions/s on one free core (the simulator is MuJoCo on the host), so about 1.5 / 3 / 6 minutes; on the
-2-core machine shared with a training run it measured 2.3k transitions/s (umaze 1M in 7.3 minutes). The
+Default sizes are D4RL's (umaze 1M, medium 2M, large 4M transitions). On the idle 2-core machine umaze's 1M
+took 28 s (36k transitions/s; the simulator is MuJoCo on the host); medium and large scale with their size. The
 controller reached every target it was given on all three mazes (13,721 of 13,721 on umaze, seed 0).
 
 The locomotion names ({halfcheetah,hopper,walker2d}-{random,medium,medium-replay,medium-expert,expert}) are made
