@@ -4,6 +4,7 @@
 #   benchmarks/.venvs/gfnx      gfnx==0.0.1 (needs jax 0.5.3: it calls jax.tree_map), plus the
 #                               equinox/optax its baselines use (pinned to versions that work with jax 0.5.3)
 #   benchmarks/.venvs/torchgfn  torchgfn==2.4.1 on torch==2.13.0 (CPU wheel on local disk; install first)
+#   benchmarks/.venvs/d3rlpy    d3rlpy==2.8.1 on torch==2.13.0
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENVS="$ROOT/benchmarks/.venvs"
@@ -34,3 +35,8 @@ ensure_venv torchgfn \
   "import torch, gfn, numpy; assert torch.__version__.startswith('2.13.0')" \
   "torch==2.13.0 numpy" \
   "torchgfn==2.4.1 torch==2.13.0"
+
+ensure_venv d3rlpy \
+  "import torch, d3rlpy; assert torch.__version__.startswith('2.13.0') and d3rlpy.__version__ == '2.8.1'" \
+  "torch==2.13.0 numpy" \
+  "d3rlpy==2.8.1 torch==2.13.0"
