@@ -17,7 +17,8 @@ import numpy as np
 
 from fluxrl.core.nets import MLP, mlp
 from fluxrl.envs.control.gymnasium_adapter import EpisodeRunner
-from fluxrl.offline.datasets import Dataset, state_normalizer
+from fluxrl.offline.datasets import Dataset
+from fluxrl.offline.preprocessing import reward_transform, state_normalizer
 
 class Evaluation:
     """How to evaluate a policy on the host: the environment's factory, episodes per evaluation, the score.
@@ -99,7 +100,7 @@ def load_offline_data(name_or_path: str, algorithm: str, data_dir: str | None = 
     from fluxrl.offline import datasets
 
     dataset, spec = datasets.load(name_or_path, data_dir)
-    dataset = datasets.reward_transform(spec, dataset, algorithm)
+    dataset = reward_transform(spec, dataset, algorithm)
     make_env = partial(datasets.make_env, spec)
     probe = make_env()
     max_action = float(np.max(np.abs(np.asarray(probe.action_space.high))))

@@ -14,13 +14,14 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from fluxrl.core.config import ConfigError, check_choice
+# The specs live in specs.py; they are re-exported here, where users load datasets.
+from fluxrl.offline.specs import (FAMILIES, SPECS, DatasetError, DatasetSpec, _spec_for_env,  # noqa: F401
+                                  _spec_from_minari_id, make_env, normalized_score, strip_version)
 
 
 class Dataset(NamedTuple):
@@ -34,10 +35,6 @@ class Dataset(NamedTuple):
     next_observations: np.ndarray  # [N, obs_dim] float32
 
 
-class DatasetError(ConfigError):
-    """A dataset that cannot be used: missing, unreadable, or failing validation; one sentence for people."""
-
-
 # Ranks of each field: per-transition vectors are rank 2, per-transition scalars rank 1.
 _RANKS = {"observations": 2, "actions": 2, "rewards": 1, "terminals": 1, "timeouts": 1, "next_observations": 2}
 # Actions a hair outside the bounds are float noise (e.g. a clipped float64 stored as float32), not a bug.
@@ -46,138 +43,6 @@ ACTION_TOLERANCE = 1e-4
 SPEC_KEY = "fluxrl_spec"
 MINARI_DATA = Path("data") / "main_data.hdf5"
 MINARI_METADATA = Path("data") / "metadata.json"
-
-
-@dataclass(frozen=True)
-class _Family:
-    env_id: str
-    max_episode_steps: int
-    ref_min_return: float
-    ref_max_return: float
-    observation_dim: int
-    action_dim: int
-
-
-# D4RL's reference returns (random / expert policy, from D4RL's infos.py); maze2d-* are the v1 datasets'.
-# Locomotion evaluates on Gymnasium v4, which keeps the models of the v3 environments D4RL used.
-FAMILIES: dict[str, _Family] = {
-    "halfcheetah": _Family("HalfCheetah-v4", 1000, -280.178953, 12135.0, 17, 6),
-    "hopper": _Family("Hopper-v4", 1000, -20.272305, 3234.3, 11, 3),
-    "walker2d": _Family("Walker2d-v4", 1000, 1.629008, 4592.3, 17, 6),
-    "maze2d-umaze": _Family("PointMaze_UMaze-v3", 300, 23.85, 161.86, 4, 2),
-    "maze2d-medium": _Family("PointMaze_Medium-v3", 600, 13.13, 277.39, 4, 2),
-    "maze2d-large": _Family("PointMaze_Large-v3", 800, 6.7, 273.99, 4, 2),
-    "maze2d-umaze-dense": _Family("PointMaze_UMazeDense-v3", 300, 68.537689, 193.662856, 4, 2),
-    "maze2d-medium-dense": _Family("PointMaze_MediumDense-v3", 600, 44.264742, 297.455255, 4, 2),
-    "maze2d-large-dense": _Family("PointMaze_LargeDense-v3", 800, 30.569041, 303.485738, 4, 2),
-}
-LOCOMOTION = ("halfcheetah", "hopper", "walker2d")
-LOCOMOTION_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset is: its name, environment family, evaluation environment, reference returns and bounds."""
-
-    name: str
-    """D4RL-style dataset name without version, e.g. halfcheetah-medium-replay."""
-    family: str
-    """Environment family: halfcheetah, hopper, walker2d, maze2d-{umaze,medium,large}[-dense]."""
-    env_id: str
-    """Environment to evaluate in (Gymnasium id; maze2d is built by `fluxrl.envs.control.maze2d`)."""
-    max_episode_steps: int
-    """Time limit of an evaluation episode (1000 locomotion; maze2d 300 / 600 / 800)."""
-    ref_min_return: float
-    """D4RL's random-policy return: normalised score 0."""
-    ref_max_return: float
-    """D4RL's expert-policy return: normalised score 100."""
-    observation_dim: int
-    """Length of an observation vector."""
-    action_dim: int
-    """Length of an action vector."""
-    action_low: float = -1.0
-    """Lower action bound, every dimension."""
-    action_high: float = 1.0
-    """Upper action bound, every dimension."""
-
-    def __post_init__(self):
-        if not self.name:
-            raise DatasetError("name must be a non-empty dataset name.")
-        check_choice("family", self.family, tuple(FAMILIES))
-        for field_name in ("max_episode_steps", "observation_dim", "action_dim"):
-            if int(getattr(self, field_name)) < 1:
-                raise DatasetError(f"{field_name} must be >= 1, got {getattr(self, field_name)}.")
-        if not self.ref_max_return > self.ref_min_return:
-            raise DatasetError(f"ref_max_return must be > ref_min_return ({self.ref_min_return}), "
-                               f"got {self.ref_max_return}.")
-        if not self.action_high > self.action_low:
-            raise DatasetError(f"action_high must be > action_low ({self.action_low}), got {self.action_high}.")
-
-
-def _spec_of_family(name: str, family: str, env_id: str | None = None) -> DatasetSpec:
-    """A spec named `name` with `family`'s environment, episode length, reference returns and dimensions."""
-    base = FAMILIES[family]
-    return DatasetSpec(name=name, family=family, env_id=env_id or base.env_id,
-                       max_episode_steps=base.max_episode_steps, ref_min_return=base.ref_min_return,
-                       ref_max_return=base.ref_max_return, observation_dim=base.observation_dim,
-                       action_dim=base.action_dim)
-
-
-def _all_specs() -> dict[str, DatasetSpec]:
-    """Every D4RL-style name fluxrl knows: locomotion x behaviour kinds, and the sparse and dense mazes."""
-    names = {f"{family}-{kind}": family for family in LOCOMOTION for kind in LOCOMOTION_KINDS}
-    names.update({family: family for family in FAMILIES if family.startswith("maze2d")})
-    return {name: _spec_of_family(name, family) for name, family in names.items()}
-
-
-SPECS: dict[str, DatasetSpec] = _all_specs()
-
-
-def strip_version(name: str) -> str:
-    """The dataset name without a D4RL / Minari version suffix: halfcheetah-medium-v2 -> halfcheetah-medium."""
-    return re.sub(r"-v\d+$", "", name)
-
-
-def _family_of_env(env: str) -> str | None:
-    """The family of a Gymnasium id (HalfCheetah-v4, PointMaze_UMazeDense-v3) or of a family name, else None."""
-    if env in FAMILIES:
-        return env
-    base = strip_version(env).lower()
-    if base in FAMILIES:
-        return base
-    maze = re.fullmatch(r"pointmaze_(umaze|medium|large)(dense)?", base)
-    if maze:
-        return f"maze2d-{maze.group(1)}" + ("-dense" if maze.group(2) else "")
-    return None
-
-
-def _spec_for_env(env: str, name: str | None) -> DatasetSpec:
-    """The spec for data from environment `env` (a dataset name, a family, or a Gymnasium id)."""
-    env_key = strip_version(env)
-    if env_key in SPECS:
-        return SPECS[env_key]
-    family = _family_of_env(env)
-    if family is None:
-        raise DatasetError(f"unknown environment {env!r}: pass a dataset name (e.g. halfcheetah-medium), a family "
-                           f"({', '.join(FAMILIES)}) or a Gymnasium id such as HalfCheetah-v4.")
-    if name in SPECS and SPECS[name].family == family:
-        return SPECS[name]
-    is_family_name = env in FAMILIES or env_key in FAMILIES
-    return _spec_of_family(name or family, family, None if is_family_name else env)
-
-
-def _spec_from_minari_id(dataset_id: str, env_id: str | None) -> DatasetSpec | None:
-    """The spec of a Minari dataset id (D4RL/pointmaze/umaze-dense-v2, mujoco/halfcheetah/medium-v0), or None."""
-    parts = dataset_id.split("/")
-    kind = strip_version(parts[-1])
-    environment = {"pointmaze": "maze2d"}.get(parts[-2], parts[-2]) if len(parts) >= 2 else None
-    candidates = [f"{environment}-{kind}"] if environment else []
-    candidates.append(kind)
-    for candidate in candidates:
-        if candidate in SPECS:
-            return SPECS[candidate]
-    family = _family_of_env(env_id) if env_id else None
-    return _spec_of_family(candidates[0], family, env_id) if family else None
 
 
 def spec_for(name_or_path: str | os.PathLike, env: str | None = None) -> DatasetSpec:
@@ -222,18 +87,6 @@ def _spec_from_metadata(path: Path, metadata: dict[str, Any]) -> DatasetSpec | N
                 env_id = None
         return _spec_from_minari_id(str(metadata["dataset_id"]), env_id)
     return None
-
-
-def make_env(spec: DatasetSpec):
-    """A Gymnasium environment to evaluate a policy trained on `spec`'s dataset (time limit included)."""
-    if spec.family.startswith("maze2d"):
-        # Imported here: the maze adapter pulls in gymnasium-robotics, which only maze2d runs need.
-        from fluxrl.envs.control import maze2d
-
-        return maze2d.make(spec.name)
-    import gymnasium
-
-    return gymnasium.make(spec.env_id, max_episode_steps=spec.max_episode_steps)
 
 
 def default_data_dir() -> Path:
@@ -578,88 +431,3 @@ def save_npz(dataset: Dataset, path: str | os.PathLike, spec: DatasetSpec) -> Pa
             np.savez(file, **arrays, **{SPEC_KEY: np.array(_spec_json(spec))})
 
     return _write_atomically(path, write)
-
-
-# ------------------------------------------------------------------------------------- scores and stats
-
-def normalized_score(spec: DatasetSpec, returns) -> np.ndarray:
-    """D4RL's normalised score 100 (R - R_random) / (R_expert - R_random), elementwise over `returns`."""
-    returns = np.asarray(returns, dtype=np.float64)
-    return 100.0 * (returns - spec.ref_min_return) / (spec.ref_max_return - spec.ref_min_return)
-
-
-def _episode_ends(dataset: Dataset) -> np.ndarray:
-    """Indices one past the last row of each episode (ends at terminals | timeouts, and at the data's end)."""
-    done = (np.asarray(dataset.terminals) > 0) | (np.asarray(dataset.timeouts) > 0)
-    ends = np.flatnonzero(done) + 1
-    count = len(done)
-    if len(ends) == 0 or ends[-1] != count:
-        ends = np.append(ends, count)
-    return ends
-
-
-def episode_returns(dataset: Dataset) -> np.ndarray:
-    """Undiscounted return of every episode (split on terminals | timeouts; a trailing fragment counts too)."""
-    ends = _episode_ends(dataset)
-    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(dataset.rewards, dtype=np.float64))])
-    starts = np.concatenate([[0], ends[:-1]])
-    return cumulative[ends] - cumulative[starts]
-
-
-def state_normalizer(dataset: Dataset, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Observation mean and std + eps over the dataset (CORL's `compute_mean_std`)."""
-    observations = np.asarray(dataset.observations, dtype=np.float64)
-    mean = observations.mean(axis=0)
-    std = observations.std(axis=0) + eps
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def normalize_observations(observations, mean, std):
-    """(observations - mean) / std, for numpy or JAX arrays (CORL's `normalize_states`)."""
-    return (observations - mean) / std
-
-
-def normalize_dataset(dataset: Dataset, mean: np.ndarray, std: np.ndarray) -> Dataset:
-    """The dataset with observations and next_observations normalised by `mean` and `std`."""
-    return dataset._replace(
-        observations=normalize_observations(dataset.observations, mean, std).astype(np.float32),
-        next_observations=normalize_observations(dataset.next_observations, mean, std).astype(np.float32))
-
-
-def scale_rewards_by_return_range(dataset: Dataset, max_episode_steps: int) -> Dataset:
-    """Rewards times max_episode_steps / (max - min episode return): CORL's `modify_reward` for locomotion.
-
-    CORL (algorithms/offline/iql.py `return_reward_range`) splits episodes on terminals or every
-    max_episode_steps rows of D4RL's q-learning data; here episodes are split on terminals | timeouts, and
-    only complete episodes (not a trailing fragment) set the range, as in CORL.
-    """
-    returns = episode_returns(dataset)
-    done = (np.asarray(dataset.terminals) > 0) | (np.asarray(dataset.timeouts) > 0)
-    if not done[-1] and len(returns) > 1:
-        returns = returns[:-1]
-    spread = float(returns.max() - returns.min())
-    if spread <= 0.0:
-        raise DatasetError("every episode has the same return, so rewards cannot be scaled by the return range.")
-    rewards = np.asarray(dataset.rewards, dtype=np.float64) * (max_episode_steps / spread)
-    return dataset._replace(rewards=rewards.astype(np.float32))
-
-
-REWARD_ALGORITHMS = ("bc", "td3bc", "iql", "awac")
-# CORL's published configs (configs/offline/<algo>/<env>/<dataset>.yaml) set normalize_reward: true only
-# for IQL on hopper-medium-v2 and hopper-medium-replay-v2; every other algorithm and dataset (TD3+BC, AWAC,
-# BC, and all maze2d) trains on the raw rewards. CORL subtracts 1 only for antmaze, which fluxrl does not ship.
-CORL_REWARD_SCALED = {"iql": ("hopper-medium", "hopper-medium-replay")}
-
-
-def reward_transform(spec: DatasetSpec, dataset: Dataset, algorithm: str) -> Dataset:
-    """The dataset with CORL's reward convention for `algorithm` (bc, td3bc, iql, awac) on `spec` applied.
-
-    CORL's algorithms/offline/iql.py, awac.py and td3_bc.py define `modify_reward` (rewards scaled by
-    1000 / (max - min episode return) on locomotion) but apply it only when `normalize_reward` is set, which
-    their published configs do for IQL on hopper-medium and hopper-medium-replay alone; any_percent_bc.py
-    never changes rewards. Everything else is returned unchanged.
-    """
-    check_choice("algorithm", algorithm, REWARD_ALGORITHMS)
-    if spec.name in CORL_REWARD_SCALED.get(algorithm, ()):
-        return scale_rewards_by_return_range(dataset, spec.max_episode_steps)
-    return dataset

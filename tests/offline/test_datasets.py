@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxrl.core.config import ConfigError
-from fluxrl.offline import datasets
+from fluxrl.offline import datasets, preprocessing
 from fluxrl.offline.datasets import SPECS, Dataset, DatasetError
 
 MAZE = SPECS["maze2d-umaze"]
@@ -171,7 +171,7 @@ def test_minari_episode_without_end_flag_is_marked_as_cut(tmp_path, monkeypatch)
     episodes[0]["truncations"][:] = False
     dataset, _ = datasets.load(write_minari(tmp_path, "pointmaze/umaze-v0", episodes, False))
     np.testing.assert_array_equal(dataset.timeouts, [0, 0, 0, 1, 0, 0, 0, 1])
-    np.testing.assert_allclose(datasets.episode_returns(dataset),
+    np.testing.assert_allclose(preprocessing.episode_returns(dataset),
                                [episodes[0]["rewards"].sum(), episodes[1]["rewards"].sum()], rtol=1e-6)
 
 
@@ -323,30 +323,30 @@ def test_episode_returns_split_on_terminals_and_timeouts():
                       terminals=np.array([0, 1, 0, 0, 0, 0], np.float32),
                       timeouts=np.array([0, 0, 0, 1, 0, 0], np.float32),
                       next_observations=np.zeros((6, 4), np.float32))
-    np.testing.assert_array_equal(datasets.episode_returns(dataset), [3, 7, 11])
+    np.testing.assert_array_equal(preprocessing.episode_returns(dataset), [3, 7, 11])
 
 
 def test_reward_transform_follows_corl_configs():
     episodes = synthetic_episodes(lengths=(6, 4, 5), obs_dim=11, action_dim=3)
     dataset = flatten(episodes)
-    scaled = datasets.reward_transform(SPECS["hopper-medium"], dataset, "iql")
-    returns = datasets.episode_returns(scaled)
+    scaled = preprocessing.reward_transform(SPECS["hopper-medium"], dataset, "iql")
+    returns = preprocessing.episode_returns(scaled)
     assert returns.max() - returns.min() == pytest.approx(1000.0, rel=1e-5)
     np.testing.assert_allclose(scaled.rewards / dataset.rewards, scaled.rewards[0] / dataset.rewards[0], rtol=1e-5)
     for algorithm in ("bc", "td3bc", "awac"):
-        assert datasets.reward_transform(SPECS["hopper-medium"], dataset, algorithm) is dataset
-    assert datasets.reward_transform(SPECS["hopper-expert"], dataset, "iql") is dataset
+        assert preprocessing.reward_transform(SPECS["hopper-medium"], dataset, algorithm) is dataset
+    assert preprocessing.reward_transform(SPECS["hopper-expert"], dataset, "iql") is dataset
     maze = flatten(synthetic_episodes())
-    assert datasets.reward_transform(MAZE, maze, "iql") is maze
+    assert preprocessing.reward_transform(MAZE, maze, "iql") is maze
     with pytest.raises(ConfigError, match="algorithm"):
-        datasets.reward_transform(MAZE, maze, "sac")
+        preprocessing.reward_transform(MAZE, maze, "sac")
 
 
 def test_state_normalizer_gives_zero_mean_unit_scale():
     dataset = flatten(synthetic_episodes(lengths=(200, 200, 200)))
     dataset = dataset._replace(observations=dataset.observations * 5 + 3)
-    mean, std = datasets.state_normalizer(dataset)
-    normalized = datasets.normalize_dataset(dataset, mean, std)
+    mean, std = preprocessing.state_normalizer(dataset)
+    normalized = preprocessing.normalize_dataset(dataset, mean, std)
     np.testing.assert_allclose(normalized.observations.mean(axis=0), 0.0, atol=1e-5)
     np.testing.assert_allclose(normalized.observations.std(axis=0), 1.0, atol=1e-3)
     np.testing.assert_allclose(std - dataset.observations.std(axis=0), 1e-3, rtol=1e-3)
@@ -388,5 +388,5 @@ def test_reward_scale_ignores_a_trailing_unfinished_episode():
     dataset = Dataset(observations=np.zeros((5, 11), np.float32), actions=np.zeros((5, 3), np.float32),
                       rewards=rewards, terminals=np.array([0, 1, 0, 1, 0], np.float32),
                       timeouts=np.zeros(5, np.float32), next_observations=np.zeros((5, 11), np.float32))
-    scaled = datasets.reward_transform(SPECS["hopper-medium-replay"], dataset, "iql")
+    scaled = preprocessing.reward_transform(SPECS["hopper-medium-replay"], dataset, "iql")
     np.testing.assert_allclose(scaled.rewards, rewards * 1000 / 8)
