@@ -33,7 +33,8 @@ import numpy as np
 from fluxrl.core.config import ConfigError, check_range
 from fluxrl.core.nets import MLP
 from fluxrl.offline.datasets import Dataset
-from fluxrl.offline.sac import EvaluationConfig, HostPolicy, ProgressBar, SACConfig, SACResult, train_sac
+from fluxrl.offline.sac import SACConfig
+from fluxrl.offline.sac_loop import EvaluationConfig, HostPolicy, ProgressBar, SACResult, train_sac
 
 ENV_IDS = {"halfcheetah": "HalfCheetah-v4", "hopper": "Hopper-v4", "walker2d": "Walker2d-v4"}
 KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fluxrl.core.config import ConfigError
-from fluxrl.offline import sac
+from fluxrl.offline import sac, sac_loop
 from fluxrl.offline.mujoco_data import (MEDIUM_TARGET_RETURN, RANDOM_COLLECT_SEED, MujocoDataConfig, make_env,
                                         make_mujoco_dataset)
 
@@ -55,15 +55,15 @@ def test_tanh_gaussian_log_density_matches_the_change_of_variables():
 
 
 def test_sac_learns_a_contextual_bandit():
-    result = sac.train_sac(TINY_SAC, MatchTheObservation, 800, 0,
-                           evaluation=sac.EvaluationConfig(every_steps=800, episodes=100, deterministic=True))
+    result = sac_loop.train_sac(TINY_SAC, MatchTheObservation, 800, 0,
+                           evaluation=sac_loop.EvaluationConfig(every_steps=800, episodes=100, deterministic=True))
     assert result.curve[-1][1] > -0.1  # random: -2/3; the best policy: 0
 
 
 def test_sac_is_deterministic_given_its_seed():
     def final_actor(seed):
-        result = sac.train_sac(TINY_SAC, MatchTheObservation, 160, seed,
-                               evaluation=sac.EvaluationConfig(every_steps=160, episodes=2))
+        result = sac_loop.train_sac(TINY_SAC, MatchTheObservation, 160, seed,
+                               evaluation=sac_loop.EvaluationConfig(every_steps=160, episodes=2))
         return jax.tree.leaves(result.state.actor), result.curve
 
     (first, curve_a), (second, curve_b), (other, _) = final_actor(0), final_actor(0), final_actor(1)
@@ -96,14 +96,14 @@ def test_random_dataset_is_deterministic_with_d4rl_keys():
 
 
 def tiny_data_config(target_return, expert_steps=300):
-    return MujocoDataConfig(sac=TINY_SAC, evaluation=sac.EvaluationConfig(every_steps=150, episodes=1),
+    return MujocoDataConfig(sac=TINY_SAC, evaluation=sac_loop.EvaluationConfig(every_steps=150, episodes=1),
                             medium_target_return=target_return, max_medium_steps=600, expert_steps=expert_steps)
 
 
 def test_medium_replay_is_the_sac_replay_buffer_up_to_the_stop():
     config = tiny_data_config(target_return=-1e9)  # reached at the first evaluation
     data = make_mujoco_dataset("hopper-medium-replay", seed=0, config=config)
-    run = sac.train_sac(config.sac, lambda: make_env("hopper"), config.max_medium_steps, 0,
+    run = sac_loop.train_sac(config.sac, lambda: make_env("hopper"), config.max_medium_steps, 0,
                         evaluation=config.evaluation, target_return=-1e9, stop_at_target=True)
     assert run.env_steps == run.snapshot.env_steps == 150
     assert data.rewards.shape == (150,)
@@ -142,7 +142,7 @@ def test_medium_targets_are_a_third_of_d4rl_expert_returns():
 @pytest.mark.slow
 def test_sac_learns_pendulum():
     config = sac.SACConfig(random_steps=1000)
-    result = sac.train_sac(config, lambda: gym.make("Pendulum-v1"), 8000, 0,
-                           evaluation=sac.EvaluationConfig(every_steps=1000, episodes=5))
+    result = sac_loop.train_sac(config, lambda: gym.make("Pendulum-v1"), 8000, 0,
+                           evaluation=sac_loop.EvaluationConfig(every_steps=1000, episodes=5))
     assert result.curve[0][1] < -900  # an untrained policy spins
     assert result.curve[-1][1] > -300
