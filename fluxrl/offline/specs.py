@@ -1,14 +1,26 @@
-"""What a dataset is for: its D4RL-style name, the environment to evaluate in, the episode length and D4RL's
-reference returns (for `normalized_score`); never anything read from disk."""
+"""The dataset type, and what a dataset is for: its D4RL-style name, the environment to evaluate in, the episode
+length and D4RL's reference returns (for `normalized_score`); nothing here reads from disk."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from fluxrl.core.config import ConfigError, check_choice
+
+
+class Dataset(NamedTuple):
+    """Transitions of an offline dataset, one row per transition (D4RL's keys)."""
+
+    observations: np.ndarray  # [N, obs_dim] float32
+    actions: np.ndarray  # [N, action_dim] float32
+    rewards: np.ndarray  # [N] float32
+    terminals: np.ndarray  # [N] float32, 1.0: the episode ended in a true terminal state (no bootstrap)
+    timeouts: np.ndarray  # [N] float32, 1.0: the episode was cut by its time limit after this transition
+    next_observations: np.ndarray  # [N, obs_dim] float32
 
 
 class DatasetError(ConfigError):
