@@ -20,7 +20,7 @@ SMALL_RUN = ["--ndim", "2", "--height", "4", "--hidden", "16", "--log-every", "5
 
 @pytest.mark.parametrize("args", [
     ["--help"], ["demo", "--help"], ["train", "--help"], ["train", "gflownet", "--help"],
-    ["reproduce", "--help"], ["reproduce", "lggfn", "--help"], ["reproduce", "softrl", "--help"],
+    ["reproduce", "--help"], ["reproduce", "lggfn", "--help"], ["reproduce", "softrl", "--help"], ["reproduce", "offline", "--help"],
     ["train", "gflownet", "tb", "hypergrid", "mlp", "lggfn", "--help"],
 ])
 def test_help_is_printed_and_nothing_is_written(args, tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""`fluxrl reproduce lggfn|softrl`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
+"""`fluxrl reproduce lggfn|softrl|offline`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated, Optional, Union
 
 import tyro
 
@@ -28,7 +28,8 @@ class ReproduceOptions:
     progress: bool = True
     """Show progress bars."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper); empty: the default."""
+    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline: cpu-reduced-1);
+    empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
@@ -49,7 +50,18 @@ class ReproduceSoftRL(ReproduceOptions):
     out: str = "runs/reproduce-softrl"
 
 
-EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl"}
+@dataclass(frozen=True)
+class ReproduceOffline(ReproduceOptions):
+    """CORL's offline baselines (BC, TD3+BC, IQL, AWAC) on D4RL-style data made locally, with a report."""
+
+    out: str = "runs/reproduce-offline"
+    seeds: int = 4
+    """Seeds per method (vmapped; CORL's 4, which cost what 3 do on 2 cores: seeds are split evenly over them)."""
+    data_dir: Optional[str] = None
+    """Where the datasets are made or found (default: the one `fluxrl data make` writes to)."""
+
+
+EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl", ReproduceOffline: "offline"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class Reproduce:
     paper: Annotated[Union[
         Annotated[ReproduceLGGFN, tyro.conf.subcommand("lggfn")],
         Annotated[ReproduceSoftRL, tyro.conf.subcommand("softrl")],
+        Annotated[ReproduceOffline, tyro.conf.subcommand("offline")],
     ], tyro.conf.arg(name="reproduction", prefix_name=False)]
 
 
@@ -79,6 +92,8 @@ def execute(command: Reproduce) -> int:
     """Run the reproduction, print its report; exit status 0."""
     options = command.paper
     extra = {"protocol": options.protocol} if options.protocol else {}  # only reproductions that have protocols
+    if isinstance(options, ReproduceOffline):
+        extra["data_dir"] = options.data_dir
     report = _experiment(options).reproduce(options.out, options.seeds, options.scale, options.studies or None,
                                             options.progress, **extra)
     print(report.read_text())

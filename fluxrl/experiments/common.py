@@ -28,8 +28,8 @@ class Study:
 
 def run_study(study: Study, out: Path, seeds: int, progress: bool,
               config_of: Callable[[Study, str], tuple]) -> dict[str, list[dict]]:
-    """Train every method of a study (its algorithm and config from `config_of(study, method)`); returns each
-    method's metrics.csv rows."""
+    """Train every method of a study (its algorithm, config and optional shared data from
+    `config_of(study, method)`); returns each method's metrics.csv rows."""
     from fluxrl.core.runner import RunConfig, run
 
     rows = {}
@@ -41,7 +41,9 @@ def run_study(study: Study, out: Path, seeds: int, progress: bool,
                                checkpoint_every=study.iterations, overwrite=True, progress=progress)
         if progress:
             print(f"[{study.name}] {method}: {study.iterations} iterations x {seeds} seeds")
-        run(*config_of(study, method), run_config)
+        # config_of gives (algorithm, config) or (algorithm, config, data) when the runs share an input
+        algorithm, config, *data = config_of(study, method)
+        run(algorithm, config, run_config, data=data[0] if data else None)
         with (run_dir / "metrics.csv").open() as file:
             rows[method] = list(csv.DictReader(file))
     return rows
