@@ -34,7 +34,7 @@ def test_every_reported_metric_is_defined_in_the_docs(options, tmp_path):
     assert not undefined, f"metrics reported but not defined in docs/metrics.md: {undefined}"
 
 
-@pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "awac"])
+@pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "awac", "cnf", "plas"])
 def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
     import importlib
 
@@ -54,8 +54,17 @@ def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
                             normalized_score=lambda mean_return: mean_return)
     data = make_offline_data(dataset, max_action=2.0, evaluation=evaluation)
     config_type = module.ALGORITHM.config_type
-    config = config_type(**{f.name: 16 for f in dataclasses.fields(config_type) if f.name == "hidden"},
-                         batch_size=8)
+    if name == "plas":
+        from fluxrl.offline.vae import VAEConfig
+
+        config = config_type(hidden=(16,), batch_size=8, vae=VAEConfig(hidden=16, steps=4, batch_size=8))
+    elif name == "cnf":
+        config = config_type(hidden=16, batch_size=8, flow_epochs=1)
+    else:
+        config = config_type(**{f.name: 16 for f in dataclasses.fields(config_type) if f.name == "hidden"},
+                             batch_size=8)
+    if hasattr(module, "prepare_data"):  # the decoder pre-trained on the toy data, cached in the run's tmp dir
+        data = module.prepare_data(config, data, "toy", tmp_path / "models")
     summary = runner.run(module.ALGORITHM, config, runner.RunConfig(iterations=4, out=str(tmp_path / "run"),
                                                                     log_every=2, eval_every=2, progress=False),
                          data=data).summary

@@ -1,10 +1,12 @@
-"""`fluxrl train offline`: train BC, TD3+BC, IQL or AWAC on an offline dataset, evaluated in its environment.
+"""`fluxrl train offline`: train BC, TD3+BC, IQL, AWAC, CNF or PLAS on an offline dataset, evaluated in its
+environment.
 
     fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [ALGORITHM OPTIONS] [RUN OPTIONS]
     fluxrl train offline --algo ALGORITHM --dataset NAME_OR_PATH ...      (rewritten by `native_args`)
 
 The dataset (a D4RL-style name made by `fluxrl data make`, a D4RL `.hdf5`, an `.npz` or a Minari directory) is
-loaded once and shared by every seed; evaluations report the mean return and the D4RL-normalised score.
+loaded once and shared by every seed; evaluations report the mean return and the D4RL-normalised score. CNF and
+PLAS first pre-train their decoder (a normalizing flow, a VAE) on the dataset, or reuse the one cached for it.
 """
 
 from __future__ import annotations
@@ -19,17 +21,21 @@ from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.runner import RunConfig
 from fluxrl.offline.awac import AWACConfig
 from fluxrl.offline.bc import BCConfig
+from fluxrl.offline.cnf import CNFConfig
 from fluxrl.offline.iql import IQLConfig
+from fluxrl.offline.plas import PLASConfig
 from fluxrl.offline.td3bc import TD3BCConfig
 
 PROG = "fluxrl train offline"
-ALGORITHM_NAMES = ("bc", "td3bc", "iql", "awac")
+ALGORITHM_NAMES = ("bc", "td3bc", "iql", "awac", "cnf", "plas")
 
 AlgorithmChoice = Annotated[Union[
     Annotated[BCConfig, tyro.conf.subcommand("bc")],
     Annotated[TD3BCConfig, tyro.conf.subcommand("td3bc")],
     Annotated[IQLConfig, tyro.conf.subcommand("iql")],
     Annotated[AWACConfig, tyro.conf.subcommand("awac")],
+    Annotated[CNFConfig, tyro.conf.subcommand("cnf")],
+    Annotated[PLASConfig, tyro.conf.subcommand("plas")],
 ], tyro.conf.arg(name="algorithm", prefix_name=False)]
 
 
@@ -40,7 +46,7 @@ def _offline_run() -> RunConfig:
 
 @dataclass(frozen=True)
 class TrainOffline:
-    """Train an offline RL algorithm (bc, td3bc, iql, awac) on a dataset, several seeds at once, with evaluations
+    """Train an offline RL algorithm (bc, td3bc, iql, awac, cnf, plas) on a dataset, several seeds at once, with evaluations
     in the dataset's Gymnasium environment (mean return and D4RL-normalised score)."""
 
     algorithm: AlgorithmChoice
@@ -51,6 +57,9 @@ class TrainOffline:
     """Where named datasets are kept (default: the one `fluxrl data make` writes to)."""
     eval_episodes: int = 10
     """Episodes per evaluation (each seed)."""
+    models_dir: Optional[str] = None
+    """Where CNF's flows and PLAS's VAEs are cached after pre-training (default: under the user's cache
+    directory); one pre-trained model per dataset, config and seed, reused by later runs."""
     normalize_states: bool = True
     """Normalise observations by the dataset's mean and std (CORL's default), in training and evaluation."""
     run: Annotated[tyro.conf.OmitArgPrefixes[RunConfig], tyro.conf.arg(name="run", prefix_name=False)] = field(
@@ -61,10 +70,11 @@ class TrainOffline:
 
 
 def algorithm_module(config):
-    """The algorithm module (bc, td3bc, iql or awac) a config belongs to."""
-    from fluxrl.offline import awac, bc, iql, td3bc
+    """The algorithm module (bc, td3bc, iql, awac, cnf or plas) a config belongs to."""
+    from fluxrl.offline import awac, bc, cnf, iql, plas, td3bc
 
-    return {BCConfig: bc, TD3BCConfig: td3bc, IQLConfig: iql, AWACConfig: awac}[type(config)]
+    return {BCConfig: bc, TD3BCConfig: td3bc, IQLConfig: iql, AWACConfig: awac, CNFConfig: cnf,
+            PLASConfig: plas}[type(config)]
 
 
 def native_args(args: list[str]) -> list[str]:
@@ -75,7 +85,7 @@ def native_args(args: list[str]) -> list[str]:
         if name == "--algo":
             if not has_value:
                 if index + 1 == len(args):
-                    raise ConfigError("--algo needs a value (bc, td3bc, iql or awac).")
+                    raise ConfigError("--algo needs a value (bc, td3bc, iql, awac, cnf or plas).")
                 value = args[index + 1]
             check_choice("algo", value, ALGORITHM_NAMES)
             rest = args[:index] + args[index + (1 if has_value else 2):]
@@ -118,10 +128,16 @@ def execute(command: TrainOffline) -> int:
 
     check(command)
     config = resolve_config(command)
-    algorithm = algorithm_module(config).ALGORITHM
+    module = algorithm_module(config)
+    algorithm = module.ALGORITHM
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
                              command.normalize_states)
-    print(f"{PROG}: {algorithm.name} on {command.dataset} ({data.rewards.shape[0]:,} transitions), "
+    transitions = data.rewards.shape[0]
+    if hasattr(module, "prepare_data"):  # latent-space algorithms: pre-train (or reuse) the decoder first
+        print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")
+        data = module.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed,
+                                   command.run.progress)
+    print(f"{PROG}: {algorithm.name} on {command.dataset} ({transitions:,} transitions), "
           f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
     result = run(algorithm, config, command.run, data=data)
     print_summary(result.summary, command.run.out)

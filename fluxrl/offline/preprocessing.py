@@ -65,7 +65,8 @@ def scale_rewards_by_return_range(dataset: Dataset, max_episode_steps: int) -> D
     return dataset._replace(rewards=rewards.astype(np.float32))
 
 
-REWARD_ALGORITHMS = ("bc", "td3bc", "iql", "awac")
+# CNF's and PLAS's official code train on d4rl.qlearning_dataset's raw rewards (tinkoff-ai/cnf cnf/train_rl.py).
+REWARD_ALGORITHMS = ("bc", "td3bc", "iql", "awac", "cnf", "plas")
 # CORL's published configs (configs/offline/<algo>/<env>/<dataset>.yaml) set normalize_reward: true only
 # for IQL on hopper-medium-v2 and hopper-medium-replay-v2; every other algorithm and dataset (TD3+BC, AWAC,
 # BC, and all maze2d) trains on the raw rewards. CORL subtracts 1 only for antmaze, which fluxrl does not ship.
@@ -73,7 +74,8 @@ CORL_REWARD_SCALED = {"iql": ("hopper-medium", "hopper-medium-replay")}
 
 
 def reward_transform(spec: DatasetSpec, dataset: Dataset, algorithm: str) -> Dataset:
-    """The dataset with CORL's reward convention for `algorithm` (bc, td3bc, iql, awac) on `spec` applied.
+    """The dataset with CORL's reward convention for `algorithm` (bc, td3bc, iql, awac; cnf and plas: raw) on
+    `spec` applied.
 
     CORL's algorithms/offline/iql.py, awac.py and td3_bc.py define `modify_reward` (rewards scaled by
     1000 / (max - min episode return) on locomotion) but apply it only when `normalize_reward` is set, which
