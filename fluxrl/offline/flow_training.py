@@ -122,7 +122,10 @@ def pretrain_flow(config: FlowConfig, observations, actions, max_action: float, 
 def cache_path(config: FlowConfig, data: OfflineData, dataset_id: str, cache_dir, seed: int = 0) -> Path:
     """The cache file of a pre-trained flow: named by the dataset id, a hash of what shapes it, and the seed."""
     shaping = {"format": CACHE_FORMAT, "config": dataclasses.asdict(config), "rows": int(data.actions.shape[0]),
-               "obs_dim": data.obs_dim, "action_dim": data.action_dim, "max_action": float(data.max_action)}
+               "obs_dim": data.obs_dim, "action_dim": data.action_dim, "max_action": float(data.max_action),
+               # the flow conditions on normalised states: other statistics would decode other actions
+               "obs_mean": np.asarray(data.obs_mean, np.float32).tolist(),
+               "obs_std": np.asarray(data.obs_std, np.float32).tolist()}
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_id)
     return Path(cache_dir) / f"flow-{name}-{digest}-seed{seed}.eqx"
