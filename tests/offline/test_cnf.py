@@ -50,6 +50,7 @@ def test_cnf_acts_closer_to_the_best_action_than_the_behaviour(latent_bandit):
     assert float(metrics["critic_loss"][-50:].mean()) < float(metrics["critic_loss"][:50].mean())
 
 
+@pytest.mark.slow  # the flow's own property test covers every latent; this adds the policy's sampling
 def test_sampled_policy_actions_stay_inside_the_bounds(latent_bandit):
     state, _ = train(CONFIG, latent_bandit, 5)
     observations = jnp.asarray(np.random.default_rng(0).normal(0, 3, (512, 2)), jnp.float32)  # far off the data too
@@ -57,6 +58,7 @@ def test_sampled_policy_actions_stay_inside_the_bounds(latent_bandit):
     assert np.all(np.abs(np.asarray(actions)) <= latent_bandit.max_action)
 
 
+@pytest.mark.slow
 def test_the_vae_ablation_trains_through_the_vae():
     offline = make_offline_data(bandit_dataset())
     vae_config = vae.VAEConfig(hidden=32, depth=2, steps=200, batch_size=128)
