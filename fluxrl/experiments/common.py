@@ -125,13 +125,10 @@ def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study,
     the report with `write_report(studies, results, out_dir, seeds, seconds)`; returns the report's path."""
     import json
     import time
-    from dataclasses import replace
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = [s for s in all_studies if studies is None or s.name in studies]
-    chosen = [replace(s, iterations=max(int(s.iterations * scale), 1),
-                      eval_every=max(int(s.eval_every * scale), 1)) for s in chosen]
+    chosen = scaled([s for s in all_studies if studies is None or s.name in studies], scale)
     results, seconds = {}, {}
     for study in chosen:
         began = time.perf_counter()
@@ -142,3 +139,20 @@ def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study,
     (out_dir / "results.json").write_text(json.dumps({"protocol": protocol, "seeds": seeds, "scale": scale,
                                                       "seconds": seconds, "studies": results}, indent=2) + "\n")
     return write_report(chosen, results, out_dir, seeds, seconds)
+
+
+def scaled(studies, scale: float) -> list[Study]:
+    """The studies with their iterations and evaluation interval multiplied by `scale` (at least 1 each)."""
+    from dataclasses import replace
+
+    return [replace(s, iterations=max(int(s.iterations * scale), 1), eval_every=max(int(s.eval_every * scale), 1))
+            for s in studies]
+
+
+def stored_rows(out_dir: Path, study: Study) -> dict[str, list[dict]]:
+    """Each method's metrics.csv rows of a study already run in `out_dir`."""
+    rows = {}
+    for method in study.methods:
+        with (out_dir / study.name / method.lower().replace(" ", "-") / "metrics.csv").open() as file:
+            rows[method] = list(csv.DictReader(file))
+    return rows

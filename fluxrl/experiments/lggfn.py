@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, run_reproduction,
-                                       wall_time_line)
+from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, run_reproduction, scaled,
+                                       stored_rows, wall_time_line)
 
 OFFICIAL = "Idriss-Malek/Loss-Guided-GFN"  # the official code; paths below are inside it
 METHODS = {  # label -> exploration setting of the main GFlowNet
@@ -201,20 +201,13 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
 
 def rebuild_report(out: str = "runs/reproduce-lggfn", seeds: int = 3) -> Path:
     """report.md again from the runs already in `out` (e.g. after changing how results are summarised)."""
-    import csv
-
     out_dir = Path(out)
     stored = json.loads((out_dir / "results.json").read_text())
     protocol = stored["protocol"] if stored["protocol"] in BUDGETS else PROTOCOLS[0]
-    chosen = [replace(s, iterations=max(int(s.iterations * stored["scale"]), 1),
-                      eval_every=max(int(s.eval_every * stored["scale"]), 1))
-              for s in studies_of(protocol) if s.name in stored["studies"]]
+    chosen = scaled([s for s in studies_of(protocol) if s.name in stored["studies"]], stored["scale"])
     results = {}
     for study in chosen:
-        rows = {}
-        for method in study.methods:
-            with (out_dir / study.name / method.lower().replace(" ", "-") / "metrics.csv").open() as file:
-                rows[method] = list(csv.DictReader(file))
+        rows = stored_rows(out_dir, study)
         results[study.name] = summarise(study, rows)
         plot_study(study, rows, out_dir / f"{study.name}.png", seeds, protocol)
     stored["studies"] = results

@@ -16,7 +16,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from fluxrl.experiments.common import Study, curve, final_values, plot_study, run_reproduction, wall_time_line
+from fluxrl.experiments.common import (Study, curve, final_values, plot_study, run_reproduction, scaled, stored_rows,
+                                       wall_time_line)
 
 OFFICIAL = "tinkoff-ai/CORL"  # CORL's code and README; paths below are inside it
 METHODS = ("BC", "TD3+BC", "IQL", "AWAC")
@@ -52,7 +53,7 @@ CORL_LAST = {
 # setting | CORL (path:line in OFFICIAL) | ours | why they differ ("" where they agree)
 PROTOCOL_TABLE = (
     ("data", "D4RL's files: halfcheetah-medium-v2 (1M transitions), -medium-replay-v2 (about 202k), maze2d-umaze-v1 "
-     "(1M), downloaded by d4rl", "D4RL-style files made here by `fluxrl data make` with D4RL's recipes: a JAX SAC "
+     "(1M), downloaded by d4rl", "D4RL-style files made here by fluxrl (`data make`) with D4RL's recipes: a JAX SAC "
      "of ours on HalfCheetah-v4 stopped at a third of D4RL's expert return (medium: 1M transitions of that policy; "
      "medium-replay: its 70,000-step replay buffer), maze2d from a BFS planner and D4RL's PD controller (1M)",
      "no internet; D4RL's files cannot be downloaded. Scores on our data are not scores on D4RL"),
@@ -222,19 +223,12 @@ def reproduce(out: str = "runs/reproduce-offline", seeds: int = 3, scale: float 
 
 def rebuild_report(out: str = "runs/reproduce-offline") -> Path:
     """report.md again from the runs already in `out` (e.g. after changing how results are summarised)."""
-    import csv
-
     out_dir = Path(out)
     stored = json.loads((out_dir / "results.json").read_text())
-    chosen = [replace(s, iterations=max(int(s.iterations * stored["scale"]), 1),
-                      eval_every=max(int(s.eval_every * stored["scale"]), 1))
-              for s in studies_of(PROTOCOL) if s.name in stored["studies"]]
+    chosen = scaled([s for s in studies_of(PROTOCOL) if s.name in stored["studies"]], stored["scale"])
     results = {}
     for study in chosen:
-        rows = {}
-        for method in study.methods:
-            with (out_dir / study.name / method.lower().replace(" ", "-") / "metrics.csv").open() as file:
-                rows[method] = list(csv.DictReader(file))
+        rows = stored_rows(out_dir, study)
         results[study.name] = summarise(study, rows)
         plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], PROTOCOL)
     stored["studies"] = results
