@@ -20,7 +20,7 @@ from fluxrl.core.config import check_range
 from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
 from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, gaussian_log_prob, host_evaluator,
-                                   network, sample_batch, soft_update)
+                                   min_q, network, sample_batch, soft_update)
 
 # CORL's bounds on the actor's log standard deviation.
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -106,17 +106,12 @@ def init(config: AWACConfig, data: OfflineData, key: jax.Array) -> AWACState:
     return AWACState(actor, critics, critics, optimizer(config).init(actor), optimizer(config).init(critics), key)
 
 
-def _min_q(critics: tuple[MLP, MLP], observations: jax.Array, actions: jax.Array) -> jax.Array:
-    inputs = critic_input(observations, actions)
-    return jnp.minimum(*(q(inputs)[:, 0] for q in critics))
-
-
 def update(config: AWACConfig, data: OfflineData, state: AWACState) -> tuple[AWACState, dict]:
     """One critic step, one actor step with the updated critics, then soft target updates."""
     key, batch_key, next_key, pi_key = jax.random.split(state.key, 4)
     batch = sample_batch(data, batch_key, config.batch_size)
     next_actions = sample_action(state.actor, batch.next_observations, next_key, data.max_action)
-    targets = batch.rewards + config.discount * (1.0 - batch.dones) * _min_q(
+    targets = batch.rewards + config.discount * (1.0 - batch.dones) * min_q(
         state.critic_targets, batch.next_observations, next_actions)
 
     def critic_loss(critics):
@@ -127,7 +122,7 @@ def update(config: AWACConfig, data: OfflineData, state: AWACState) -> tuple[AWA
     critics, critic_opt = apply_gradients(optimizer(config), state.critics, state.critic_opt, grads)
 
     policy_actions = sample_action(state.actor, batch.observations, pi_key, data.max_action)
-    advantage = _min_q(critics, batch.observations, batch.actions) - _min_q(critics, batch.observations,
+    advantage = min_q(critics, batch.observations, batch.actions) - min_q(critics, batch.observations,
                                                                             policy_actions)
     weights = jnp.minimum(jnp.exp(advantage / config.awac_lambda), config.max_weight)
 

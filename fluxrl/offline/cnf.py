@@ -27,7 +27,8 @@ import optax
 from fluxrl.core.config import check_choice, check_range
 from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
-from fluxrl.offline.common import OfflineData, apply_gradients, critic_input, network, sample_batch, soft_update
+from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, min_q, network, sample_batch,
+                                   soft_update)
 from fluxrl.offline.latent import LatentData, latent_host_evaluator, make_latent_data
 
 # The official TanhActor clamps its log standard deviation to [-20, 2] (cnf/actor_critic.py).
@@ -151,11 +152,6 @@ def init(config: CNFConfig, data: LatentData, key: jax.Array) -> CNFState:
     return CNFState(actor, critics, critics, optimizer.init(actor), optimizer.init(critics), key)
 
 
-def _min_q(critics: tuple[MLP, MLP], observations: jax.Array, actions: jax.Array) -> jax.Array:
-    inputs = critic_input(observations, actions)
-    return jnp.minimum(*(q(inputs)[:, 0] for q in critics))
-
-
 def update(config: CNFConfig, data: LatentData, state: CNFState) -> tuple[CNFState, dict]:
     """One critic step, one actor step through the frozen decoder with the updated critics, soft target updates."""
     key, batch_key, next_key, value_key, policy_key = jax.random.split(state.key, 5)
@@ -165,7 +161,7 @@ def update(config: CNFConfig, data: LatentData, state: CNFState) -> tuple[CNFSta
 
     next_actions = decoder.decode(sample_latent(config, state.actor, batch.next_observations, next_key),
                                   batch.next_observations)
-    targets = batch.rewards + config.discount * (1.0 - batch.dones) * _min_q(
+    targets = batch.rewards + config.discount * (1.0 - batch.dones) * min_q(
         state.critic_targets, batch.next_observations, next_actions)
 
     def critic_loss(critics):
@@ -178,7 +174,7 @@ def update(config: CNFConfig, data: LatentData, state: CNFState) -> tuple[CNFSta
 
     value_actions = decoder.decode(sample_latent(config, state.actor, batch.observations, value_key),
                                    batch.observations)
-    advantage = _min_q(critics, batch.observations, batch.actions) - _min_q(critics, batch.observations,
+    advantage = min_q(critics, batch.observations, batch.actions) - min_q(critics, batch.observations,
                                                                             value_actions)
     weights = jnp.minimum(jnp.exp(advantage / config.awac_lambda), config.max_weight)
 

@@ -132,6 +132,12 @@ def critic_input(observations: jax.Array, actions: jax.Array) -> jax.Array:
     return jnp.concatenate([observations, actions], axis=-1)
 
 
+def min_q(critics: tuple, observations: jax.Array, actions: jax.Array) -> jax.Array:
+    """min_i Q_i(s, a) over twin critics, one value per row (the clipped double-Q of TD3, AWAC, CNF)."""
+    inputs = critic_input(observations, actions)
+    return jnp.minimum(*(q(inputs)[:, 0] for q in critics))
+
+
 def eval_seed(key: Any) -> int:
     """An integer seed for the evaluation episodes, derived from the runner's evaluation key."""
     words = np.asarray(key).ravel().tolist()  # a raw uint32 key, as the runner hands it over
