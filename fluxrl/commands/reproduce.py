@@ -1,4 +1,4 @@
-"""`fluxrl reproduce lggfn|softrl|offline`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
+"""`fluxrl reproduce lggfn|softrl|offline|cnf`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class ReproduceOptions:
     progress: bool = True
     """Show progress bars."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline: cpu-reduced-1);
+    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf: cpu-reduced-1);
     empty: the default."""
 
     def __post_init__(self):
@@ -61,7 +61,19 @@ class ReproduceOffline(ReproduceOptions):
     """Where the datasets are made or found (default: the one `fluxrl data make` writes to)."""
 
 
-EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl", ReproduceOffline: "offline"}
+@dataclass(frozen=True)
+class ReproduceCNF(ReproduceOptions):
+    """CNF against PLAS, AWAC, IQL and TD3+BC, and the paper's ablations, on D4RL-style data, with a report."""
+
+    out: str = "runs/reproduce-cnf"
+    data_dir: Optional[str] = None
+    """Where the datasets are made or found (default: the one `fluxrl data make` writes to)."""
+    models_dir: Optional[str] = None
+    """Where the pre-trained flows and VAEs are cached (default: under the user's cache directory)."""
+
+
+EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl", ReproduceOffline: "offline",
+               ReproduceCNF: "cnf"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class Reproduce:
         Annotated[ReproduceLGGFN, tyro.conf.subcommand("lggfn")],
         Annotated[ReproduceSoftRL, tyro.conf.subcommand("softrl")],
         Annotated[ReproduceOffline, tyro.conf.subcommand("offline")],
+        Annotated[ReproduceCNF, tyro.conf.subcommand("cnf")],
     ], tyro.conf.arg(name="reproduction", prefix_name=False)]
 
 
@@ -92,8 +105,10 @@ def execute(command: Reproduce) -> int:
     """Run the reproduction, print its report; exit status 0."""
     options = command.paper
     extra = {"protocol": options.protocol} if options.protocol else {}  # only reproductions that have protocols
-    if isinstance(options, ReproduceOffline):
+    if isinstance(options, (ReproduceOffline, ReproduceCNF)):
         extra["data_dir"] = options.data_dir
+    if isinstance(options, ReproduceCNF):
+        extra["models_dir"] = options.models_dir
     report = _experiment(options).reproduce(options.out, options.seeds, options.scale, options.studies or None,
                                             options.progress, **extra)
     print(report.read_text())

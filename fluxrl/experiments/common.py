@@ -24,6 +24,7 @@ class Study:
     headline: str  # the metric the claim is about
     lower_is_better: bool
     method_overrides: dict = field(default_factory=dict)  # per-method config changes
+    eval_at_start: bool = True  # also evaluate the untrained model (a curve's first point)
 
 
 def run_study(study: Study, out: Path, seeds: int, progress: bool,
@@ -37,7 +38,7 @@ def run_study(study: Study, out: Path, seeds: int, progress: bool,
         run_dir = out / study.name / method.lower().replace(" ", "-")
         log_every = max(study.iterations // 100, 1)
         run_config = RunConfig(iterations=study.iterations, num_seeds=seeds, out=str(run_dir),
-                               log_every=log_every, eval_every=study.eval_every,
+                               log_every=log_every, eval_every=study.eval_every, eval_at_start=study.eval_at_start,
                                checkpoint_every=study.iterations, overwrite=True, progress=progress)
         if progress:
             print(f"[{study.name}] {method}: {study.iterations} iterations x {seeds} seeds")

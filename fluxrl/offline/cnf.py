@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 import jax
@@ -30,6 +30,7 @@ from fluxrl.core.runner import Algorithm
 from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, min_q, network, sample_batch,
                                    soft_update)
 from fluxrl.offline.latent import LatentData, latent_host_evaluator, make_latent_data
+from fluxrl.offline.vae import VAEConfig
 
 # The official TanhActor clamps its log standard deviation to [-20, 2] (cnf/actor_critic.py).
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -50,6 +51,8 @@ class CNFConfig:
     """Pre-training epochs of the flow (None: the preset's)."""
     vae_latent_scale: float = 2.0
     """With `decoder=vae`: latent actions lie in +-this (PLAS's max_latent_action)."""
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    """With `decoder=vae`: the VAE and its pre-training (PLAS's; the same config shares PLAS's cached VAE)."""
     batch_size: int = 512
     """Transitions per update."""
     hidden: int = 256
@@ -109,7 +112,7 @@ def prepare_data(config: CNFConfig, offline: OfflineData, dataset_id: str,
     from fluxrl.offline import vae
 
     if config.decoder == "vae":  # the same VAE PLAS trains, from the same cache
-        decoder = vae.cached_vae(vae.VAEConfig(), offline, dataset_id, cache_dir, seed, progress)
+        decoder = vae.cached_vae(config.vae, offline, dataset_id, cache_dir, seed, progress)
     else:
         from fluxrl.offline.flow_training import cached_flow
 

@@ -1,0 +1,260 @@
+"""Reproduction of CNF (Akimov et al. 2022, arXiv 2211.11096) against PLAS and CORL's baselines, on a CPU.
+
+CNF (AWAC in the bounded latent of a pre-trained flow), PLAS (a policy in a VAE's latent clipped at 2), AWAC, IQL and
+TD3+BC on four D4RL-style datasets made locally (`fluxrl data make`), and the paper's two ablations on two of them:
+the flow trained with a normal instead of a uniform prior, and PLAS's VAE instead of the flow as CNF's decoder.
+The claims checked are the paper's: CNF beats PLAS, it is about as good as AWAC, a uniform latent beats a normal
+one, a flow beats a VAE. One protocol, cpu-reduced-1: every difference from the official code is named in
+`PROTOCOL_TABLE` with its file and line. `fluxrl reproduce cnf` makes (or reuses) the datasets, pre-trains (or reuses)
+the flows and VAEs, runs every method and writes `report.md` with learning curves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from fluxrl.experiments.common import Study, curve, final_values, plot_study, run_reproduction, scaled, stored_rows
+from fluxrl.experiments.offline import compare, make_datasets
+
+OFFICIAL = {"CNF": "tinkoff-ai/cnf", "PLAS": "Wenxuan-Zhou/PLAS", "CORL": "tinkoff-ai/CORL"}
+METHODS = ("CNF", "PLAS", "AWAC", "IQL", "TD3+BC")
+ABLATIONS = ("CNF normal prior", "CNF VAE decoder")
+PROTOCOL = "cpu-reduced-1"
+PROTOCOLS = (PROTOCOL,)
+DATASETS = ("maze2d-umaze", "hopper-medium", "halfcheetah-medium", "halfcheetah-medium-replay")
+ABLATION_DATASETS = ("hopper-medium", "halfcheetah-medium-replay")
+
+# Updates and evaluation interval per run; with the pre-training they fit 90 minutes on the 2-core machine
+# (docs/offline.md has the measured times).
+UPDATES, EVAL_EVERY = 10_000, 2_500
+EVAL_EPISODES = {"maze2d-umaze": 100, "hopper-medium": 10, "halfcheetah-medium": 10, "halfcheetah-medium-replay": 10}
+# AWAC's temperature: CORL's per dataset (configs/offline/awac/*), used by CNF too (latent AWAC), so that CNF and
+# AWAC differ only in where the policy acts; the CNF code's 1/3 (configs/run_rl.py:23) is CORL's locomotion value.
+AWAC_LAMBDA = {name: (0.1 if name.startswith("maze2d") else 1 / 3) for name in DATASETS}
+# Flow pre-training epochs: about 5,000 AdamW steps at batch 1024 on every dataset (1M transitions: 6 epochs;
+# halfcheetah-medium-replay's 70,000: 80), where the official code runs 100 (medium) and 350 (replay) epochs.
+FLOW_EPOCHS = {"maze2d-umaze": 6, "hopper-medium": 6, "halfcheetah-medium": 6, "halfcheetah-medium-replay": 80}
+VAE_STEPS = 15_000  # PLAS's VAE (official: 500,000 steps at batch 100)
+CNF_BATCH = 256  # official 512; 256 is AWAC's (CORL), and halves CNF's cost
+
+STUDIES = tuple(
+    Study(name, f"{name} (D4RL-style), D4RL-normalised score", dict(dataset=name, eval_episodes=EVAL_EPISODES[name]),
+          METHODS + (ABLATIONS if name in ABLATION_DATASETS else ()), iterations=UPDATES, eval_every=EVAL_EVERY,
+          curves=("normalized_score",), headline="normalized_score", lower_is_better=False,
+          method_overrides={"AWAC": dict(awac_lambda=AWAC_LAMBDA[name])}, eval_at_start=False)
+    for name in DATASETS)
+
+# Where the methods stand on the original D4RL files: CORL's last scores (README.md lines 63, 64, 66,
+# 78), and where the CNF curves of the official readme end (imgs/halfcheetah-*.png).
+REFERENCE = {
+    "halfcheetah-medium": {"TD3+BC": 48.10, "IQL": 48.31, "AWAC": 49.46, "CNF": 50.0},
+    "halfcheetah-medium-replay": {"TD3+BC": 44.84, "IQL": 44.46, "AWAC": 44.70, "CNF": 46.0},
+    "hopper-medium": {"TD3+BC": 60.37, "IQL": 67.53, "AWAC": 74.45},
+    "maze2d-umaze": {"TD3+BC": 29.41, "IQL": 42.11, "AWAC": 82.67},
+}
+
+# setting | official code (repository path:line) | ours | why they differ ("" where they agree)
+PROTOCOL_TABLE = (
+    ("data", "D4RL's files (hopper/halfcheetah-medium-v2, -medium-replay-v2, maze2d-umaze-v1) via d4rl",
+     "D4RL-style files made by fluxrl (`data make`) with D4RL's recipes (SAC of ours stopped at a third of D4RL's "
+     "expert return; maze2d from a planner and D4RL's PD controller)", "no internet: D4RL cannot be downloaded; "
+     "scores on our data are not scores on D4RL"),
+    ("flow", "12 blocks x [ActNorm, invertible linear, coupling MLP 256 wide] (cnf configs/run_flow.py:10-11; "
+     "train_rl.py:91 hard-codes 12)", "the `cpu` preset: 4 blocks, 128 wide, 2 hidden layers (fluxrl/offline/flows.py)",
+     "cost: the paper flow's update costs 5.7x AWAC's, the cpu one's 2.3x (BENCHMARKS.md)"),
+    ("flow pre-training", "AdamW 5e-4, wd 1e-4, batch 1024 (run_flow.py:13-15), clip 0.1 (train_flow.py:31), 10% "
+     "validation (offline_dataset.py:18); 100 epochs medium, 350 replay (run_flow.py:30-35); the checkpoint chosen "
+     "by hand (readme, step 2)", "the same optimiser and split; about 5,000 steps (6 epochs on 1M transitions, 80 on "
+     "medium-replay's 70,000); the best validation epoch kept automatically", "budget: the validation NLL gains "
+     "little after the first epochs (maze2d-umaze: -9.3 at 6 epochs, -10.3 at 30)"),
+    ("CNF RL", "latent AWAC, 3x256 (MLP n_layers=4), Adam 3e-4, gamma 0.99, tau 2e-3, batch 512, 200,000 updates "
+     "(run_rl.py:12-18), lambda 1/3 (run_rl.py:23)", "the same networks and optimiser; batch 256, 10,000 updates; "
+     "lambda as CORL's AWAC per dataset (0.1 on maze2d)", "budget; batch and lambda as the AWAC baseline's so that "
+     "CNF and AWAC differ only in the latent"),
+    ("evaluation", "every 100 updates, 10 episodes, stochastic actor (run_rl.py:19-21, train_rl.py:131-134)",
+     "every 2,500 updates, 10 episodes (100 on maze2d, as CORL), the same stochastic latent",
+     "evaluation costs more than 100 updates here"),
+    ("reported score", "curves of the evaluation score, best and last logged (train_rl.py:135-139)",
+     "the final evaluation, mean ± std over 3 seeds, each seed listed, and the best evaluation's mean",
+     "the best evaluation over a run picks the luckiest of many noisy evaluations; the final one is CORL's measure"),
+    ("PLAS", "VAE 750x2, lr 1e-4, 500,000 steps (PLAS main.py:54-56); latent clip 2 (main.py:57), no perturbation "
+     "(phi 0, main.py:58); batch 100, actor 1e-4, critic 1e-3, tau 0.005 (main.py:59-62); 500,000 updates "
+     "(main.py:52)", "the same, but the VAE for 15,000 steps and 10,000 updates; one VAE per dataset shared by the "
+     "seeds", "budget"),
+    ("AWAC, IQL, TD3+BC", "CORL's configs (configs/offline/<algo>/*), 1M updates (CORL algorithms/offline/awac.py:35, "
+     "iql.py:38, td3_bc.py:31)", "the same configs as `fluxrl "
+     "reproduce offline` (IQL's cosine over the run), 10,000 updates", "budget"),
+    ("ablations", "uniform vs normal latent, flow vs VAE (paper, section on ablations)",
+     "`--prior normal` (the flow retrained with a normal prior) and `--decoder vae` (PLAS's VAE, latent in +-2), on "
+     "hopper-medium and halfcheetah-medium-replay", "budget: two datasets"),
+    ("seeds", "official runs: 1 per command; CORL: 4", "3 per method, vmapped (padded to 4 on 2 cores)",
+     "the issue's minimum; the spread sets the noise floor of every verdict"),
+    ("official code run here", "—", "not run", "it needs gym 0.23, mujoco-py and d4rl's downloaded files"),
+)
+
+CLAIMS = {
+    "CNF vs PLAS": "CNF beats PLAS (the paper's main comparison)",
+    "CNF vs AWAC": "CNF is about as good as AWAC (the official halfcheetah curves end near AWAC's)",
+    "uniform vs normal": "a uniform latent beats a normal one",
+    "flow vs VAE": "a flow decoder beats PLAS's VAE",
+}
+PAIRS = {"CNF vs PLAS": ("CNF", "PLAS"), "CNF vs AWAC": ("CNF", "AWAC"),
+         "uniform vs normal": ("CNF", "CNF normal prior"), "flow vs VAE": ("CNF", "CNF VAE decoder")}
+
+
+def protocol_table() -> list[str]:
+    """Markdown rows of PROTOCOL_TABLE."""
+    lines = ["| setting | official code (path:line) | ours | why they differ |", "|---|---|---|---|"]
+    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
+
+
+def study_config(study: Study, method: str, data_dir: str | None = None, models_dir: str | None = None,
+                 pretraining: dict | None = None, progress: bool = False):
+    """(algorithm, config, shared data) of one method on one dataset; the latent methods' decoder is pre-trained
+    or read from `models_dir`, its seconds added to `pretraining[dataset]`."""
+    from fluxrl.experiments import offline
+    from fluxrl.offline import cnf, plas
+    from fluxrl.offline.common import load_offline_data
+    from fluxrl.offline.vae import VAEConfig
+
+    name = study.config["dataset"]
+    if method in ("AWAC", "IQL", "TD3+BC"):
+        return offline.study_config(study, method, data_dir)
+    vae = VAEConfig(steps=VAE_STEPS)
+    if method == "PLAS":
+        module, config = plas, plas.PLASConfig(vae=vae)
+    else:
+        changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae")}.get(method, {})
+        module, config = cnf, cnf.CNFConfig(flow="cpu", flow_epochs=FLOW_EPOCHS[name], batch_size=CNF_BATCH,
+                                            awac_lambda=AWAC_LAMBDA[name], vae=vae, **changes)
+    data = load_offline_data(name, module.ALGORITHM.name, data_dir, study.config["eval_episodes"])
+    began = time.perf_counter()
+    data = module.prepare_data(config, data, name, models_dir, progress=progress)
+    if pretraining is not None:
+        pretraining[name] = pretraining.get(name, 0.0) + time.perf_counter() - began
+    return module.ALGORITHM, config, data
+
+
+def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
+    """Final scores per method (mean, std, per seed), the best evaluation's mean, and each paired comparison."""
+    final = final_values(study, rows)
+    for method, method_rows in rows.items():
+        _, values = curve(method_rows, "normalized_score")
+        final[method]["best_mean"] = float(values.mean(axis=0).max())
+    pairs = {claim: compare(final, a, b) for claim, (a, b) in PAIRS.items() if a in final and b in final}
+    return {"final": final, "pairs": pairs}
+
+
+def verdict(claim: str, outcome: str) -> str:
+    """Whether a paired outcome (better / tie / worse of the first method) goes the paper's way."""
+    if claim == "CNF vs AWAC":  # the paper's claim is parity: a tie or better holds it
+        return "held" if outcome in ("tie", "better") else "not held"
+    return "held" if outcome == "better" else ("not separated" if outcome == "tie" else "not held")
+
+
+def summary_table(studies: list[Study], results: dict) -> list[str]:
+    """Markdown: one row per dataset, one column per claim, the outcome and whether it goes the paper's way."""
+    lines = ["| dataset | " + " | ".join(PAIRS) + " |", "|---|" + "---|" * len(PAIRS)]
+    for study in studies:
+        pairs = results[study.name]["pairs"]
+        cells = [f"{pairs[c]} ({verdict(c, pairs[c])})" if c in pairs else "—" for c in PAIRS]
+        lines.append(f"| {study.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(studies: list[Study], results: dict, out: Path, seeds: int, seconds: dict,
+                 made: dict | None = None) -> Path:
+    """report.md: the protocol table, the claims dataset by dataset, then per dataset the scores and curves."""
+    lines = [f"# CNF against PLAS, AWAC, IQL and TD3+BC on D4RL-style data (protocol `{PROTOCOL}`)", "",
+             "Datasets **made locally with D4RL's recipes** (`fluxrl data make`), not the original D4RL files; the "
+             "reference numbers are on the original data at 20-100x our budget: they say where the methods stand, "
+             "not what we should match.", "", "## Protocol", "", *protocol_table(), "",
+             f"{seeds} seeds per method. Method A beats B when A's mean final score exceeds B's by more than the "
+             "larger of the two seed standard deviations (the noise floor); inside it, a tie.", "",
+             _time_line(seconds), ""]
+    if made:
+        lines += ["Datasets: " + ", ".join(
+            f"{name} {info['size']:,} transitions" + (f" (made in {info['seconds']:.0f} s)" if info["made"]
+                                                       else " (reused)") for name, info in made.items()) + ".", ""]
+    lines += ["## The paper's claims, dataset by dataset", "", *(f"- {c}: {CLAIMS[c]}." for c in CLAIMS), "",
+              *summary_table(studies, results), ""]
+    for study in studies:
+        summary = results[study.name]
+        lines += [f"## {study.name}", "", f"{study.iterations:,} updates, evaluated every {study.eval_every:,} on "
+                  f"{study.config['eval_episodes']} episodes; {seconds.get(study.name, 0.0):.0f} s with the "
+                  "decoders' pre-training.", "",
+                  "| method | final score (mean ± std) | per seed | best evaluation (mean) | reference, D4RL data |",
+                  "|---|---|---|---|---|"]
+        for method in study.methods:
+            result = summary["final"][method]
+            score = result["normalized_score"]
+            reference = REFERENCE[study.name].get(method)
+            lines.append(f"| {method} | {score['mean']:.1f} ± {score['std']:.1f} | "
+                         + ", ".join(f"{v:.1f}" for v in score["seeds"])
+                         + f" | {result['best_mean']:.1f} | {'—' if reference is None else f'{reference:.1f}'} |")
+        lines += ["", f"![{study.name}]({study.name}.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _time_line(seconds: dict) -> str:
+    """The wall time in all, and the shares of the datasets, the decoders' pre-training and each study."""
+    parts = ", ".join(f"{name} {value / 60:.1f}" for name, value in seconds.items() if name != "pretraining")
+    pretraining = seconds.get("pretraining", {})
+    total = sum(v for k, v in seconds.items() if k != "pretraining")
+    text = f"Wall time: {total / 60:.1f} min in all ({parts} min), compilation included"
+    if pretraining:
+        text += "; of it, pre-training the flows and VAEs: " + ", ".join(
+            f"{name} {value:.0f} s" for name, value in pretraining.items())
+    return text + "."
+
+
+def studies_of(protocol: str) -> tuple[Study, ...]:
+    """The studies of the protocol."""
+    return STUDIES
+
+
+def reproduce(out: str = "runs/reproduce-cnf", seeds: int = 3, scale: float = 1.0,
+              studies: tuple[str, ...] | None = None, progress: bool = True, protocol: str = PROTOCOL,
+              data_dir: str | None = None, models_dir: str | None = None) -> Path:
+    """Make or reuse the datasets, pre-train or reuse the decoders, run the protocol (updates multiplied by
+    `scale`), write the report; returns its path."""
+    from fluxrl.core.config import check_choice
+
+    check_choice("protocol", protocol, PROTOCOLS)
+    chosen = [s.name for s in studies_of(protocol) if studies is None or s.name in studies]
+    began = time.perf_counter()
+    made = make_datasets(chosen, data_dir, progress)
+    data_seconds = time.perf_counter() - began
+    pretraining: dict[str, float] = {}
+    config_of = lambda study, method: study_config(study, method, data_dir, models_dir, pretraining,  # noqa: E731
+                                                   progress)
+
+    def report(chosen_studies, results, out_dir, seeds_, seconds):
+        seconds = {"datasets": data_seconds, **seconds, "pretraining": pretraining}
+        stored = json.loads((out_dir / "results.json").read_text())
+        stored.update(seconds=seconds, datasets=made)
+        (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+        return write_report(chosen_studies, results, out_dir, seeds_, seconds, made)
+
+    return run_reproduction(studies_of(protocol), config_of, summarise, report, protocol, out, seeds, scale,
+                            studies, progress)
+
+
+def rebuild_report(out: str = "runs/reproduce-cnf") -> Path:
+    """report.md again from the runs already in `out` (e.g. after changing how results are summarised)."""
+    out_dir = Path(out)
+    stored = json.loads((out_dir / "results.json").read_text())
+    chosen = scaled([s for s in STUDIES if s.name in stored["studies"]], stored["scale"])
+    results = {}
+    for study in chosen:
+        rows = stored_rows(out_dir, study)
+        results[study.name] = summarise(study, rows)
+        plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], PROTOCOL)
+    stored["studies"] = results
+    (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+    return write_report(chosen, results, out_dir, stored["seeds"], stored["seconds"], stored.get("datasets"))
+
