@@ -144,7 +144,9 @@ def test_auxiliary_fraction_must_leave_an_auxiliary_share():
         from_flat(explore="lggfn", aux_fraction=1.0)
 
 
-@pytest.mark.parametrize("explore", ["replay", "lggfn", "sagfn"])
+# LGGFN by default; the baselines' learning with -m slow (the suite's five minutes).
+@pytest.mark.parametrize("explore", [pytest.param("replay", marks=pytest.mark.slow), "lggfn",
+                                     pytest.param("sagfn", marks=pytest.mark.slow)])
 def test_exploring_gflownet_learns_the_target(explore):
     config = BalanceConfig(env=HypergridConfig(ndim=2, height=8, r0=0.1), network=MLPConfig(hidden=64),
                            batch_size=16, explore=STRATEGIES[explore])

@@ -14,10 +14,12 @@ from fluxrl.gflownet.flat import from_flat
 TINY = dict(env="hypergrid", ndim=2, height=5, hidden=16, batch_size=8)
 
 
+# lggfn and mdqn by default (an auxiliary model's state; a prioritised buffer's); replay and sagfn with -m slow,
+# to keep the suite under five minutes.
 @pytest.mark.parametrize("options", [
-    dict(explore="replay", replay_capacity=16),
+    pytest.param(dict(explore="replay", replay_capacity=16), marks=pytest.mark.slow),
     dict(explore="lggfn"),
-    dict(explore="sagfn"),
+    pytest.param(dict(explore="sagfn"), marks=pytest.mark.slow),
     dict(loss="mdqn", per_capacity=64, replay_batch_size=16, target_every=3),
 ], ids=["replay", "lggfn", "sagfn", "mdqn"])
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(options, tmp_path):
