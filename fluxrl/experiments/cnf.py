@@ -11,11 +11,10 @@ the flows and VAEs, runs every method and writes `report.md` with learning curve
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from fluxrl.experiments.common import Study, curve, final_values, plot_study, run_reproduction, scaled, stored_rows
+from fluxrl.experiments.common import Study, curve, final_values, rebuild_from_runs, run_reproduction, store_run_facts
 from fluxrl.experiments.offline import compare, make_datasets
 
 OFFICIAL = {"CNF": "tinkoff-ai/cnf", "PLAS": "Wenxuan-Zhou/PLAS", "CORL": "tinkoff-ai/CORL"}
@@ -235,9 +234,7 @@ def reproduce(out: str = "runs/reproduce-cnf", seeds: int = 3, scale: float = 1.
 
     def report(chosen_studies, results, out_dir, seeds_, seconds):
         seconds = {"datasets": data_seconds, **seconds, "pretraining": pretraining}
-        stored = json.loads((out_dir / "results.json").read_text())
-        stored.update(seconds=seconds, datasets=made)
-        (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+        store_run_facts(out_dir, seconds, made)
         return write_report(chosen_studies, results, out_dir, seeds_, seconds, made)
 
     return run_reproduction(studies_of(protocol), config_of, summarise, report, protocol, out, seeds, scale,
@@ -246,15 +243,4 @@ def reproduce(out: str = "runs/reproduce-cnf", seeds: int = 3, scale: float = 1.
 
 def rebuild_report(out: str = "runs/reproduce-cnf") -> Path:
     """report.md again from the runs already in `out` (e.g. after changing how results are summarised)."""
-    out_dir = Path(out)
-    stored = json.loads((out_dir / "results.json").read_text())
-    chosen = scaled([s for s in STUDIES if s.name in stored["studies"]], stored["scale"])
-    results = {}
-    for study in chosen:
-        rows = stored_rows(out_dir, study)
-        results[study.name] = summarise(study, rows)
-        plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], PROTOCOL)
-    stored["studies"] = results
-    (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
-    return write_report(chosen, results, out_dir, stored["seeds"], stored["seconds"], stored.get("datasets"))
-
+    return rebuild_from_runs(out, STUDIES, summarise, write_report, PROTOCOL)

@@ -157,3 +157,30 @@ def stored_rows(out_dir: Path, study: Study) -> dict[str, list[dict]]:
         with (out_dir / study.name / method.lower().replace(" ", "-") / "metrics.csv").open() as file:
             rows[method] = list(csv.DictReader(file))
     return rows
+
+
+def store_run_facts(out_dir: Path, seconds: dict, datasets: dict | None) -> None:
+    """Add the wall times and the datasets' facts to out_dir/results.json."""
+    import json
+
+    stored = json.loads((out_dir / "results.json").read_text())
+    stored.update(seconds=seconds, datasets=datasets)
+    (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+
+
+def rebuild_from_runs(out: str, all_studies, summarise: Callable[[Study, dict], dict],
+                      write_report: Callable[..., Path], protocol: str) -> Path:
+    """The report again from the runs already in `out` (summaries, plots, results.json, report.md)."""
+    import json
+
+    out_dir = Path(out)
+    stored = json.loads((out_dir / "results.json").read_text())
+    chosen = scaled([s for s in all_studies if s.name in stored["studies"]], stored["scale"])
+    results = {}
+    for study in chosen:
+        rows = stored_rows(out_dir, study)
+        results[study.name] = summarise(study, rows)
+        plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], protocol)
+    stored["studies"] = results
+    (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+    return write_report(chosen, results, out_dir, stored["seeds"], stored["seconds"], stored.get("datasets"))

@@ -11,13 +11,12 @@ datasets, runs it and writes `report.md` with learning curves.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from fluxrl.experiments.common import (Study, curve, final_values, plot_study, run_reproduction, scaled, stored_rows,
-                                       wall_time_line)
+from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction,
+                                       store_run_facts, wall_time_line)
 
 OFFICIAL = "tinkoff-ai/CORL"  # CORL's code and README; paths below are inside it
 METHODS = ("BC", "TD3+BC", "IQL", "AWAC")
@@ -212,9 +211,7 @@ def reproduce(out: str = "runs/reproduce-offline", seeds: int = 3, scale: float 
 
     def report(chosen_studies, results, out_dir, seeds_, seconds):
         seconds = {"datasets": data_seconds, **seconds}
-        stored = json.loads((out_dir / "results.json").read_text())
-        stored.update(seconds=seconds, datasets=made)
-        (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+        store_run_facts(out_dir, seconds, made)
         return write_report(chosen_studies, results, out_dir, seeds_, seconds, made)
 
     return run_reproduction(studies_of(protocol), config_of, summarise, report, protocol, out, seeds, scale,
@@ -223,14 +220,4 @@ def reproduce(out: str = "runs/reproduce-offline", seeds: int = 3, scale: float 
 
 def rebuild_report(out: str = "runs/reproduce-offline") -> Path:
     """report.md again from the runs already in `out` (e.g. after changing how results are summarised)."""
-    out_dir = Path(out)
-    stored = json.loads((out_dir / "results.json").read_text())
-    chosen = scaled([s for s in studies_of(PROTOCOL) if s.name in stored["studies"]], stored["scale"])
-    results = {}
-    for study in chosen:
-        rows = stored_rows(out_dir, study)
-        results[study.name] = summarise(study, rows)
-        plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], PROTOCOL)
-    stored["studies"] = results
-    (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
-    return write_report(chosen, results, out_dir, stored["seeds"], stored["seconds"], stored.get("datasets"))
+    return rebuild_from_runs(out, studies_of(PROTOCOL), summarise, write_report, PROTOCOL)
