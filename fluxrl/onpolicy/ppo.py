@@ -41,8 +41,9 @@ ACTOR_OUTPUT_SCALE = 0.01
 class PPOConfig:
     """Gaussian PPO; defaults are rejax's tuned gymnax Pendulum-v1 PPO (module docstring)."""
 
-    env: str = "Pendulum-v1"
-    """Environment name in `fluxrl.onpolicy.rollout.ENVS`."""
+    env: str = "gridworld-two-walls"
+    """Environment name in `fluxrl.onpolicy.rollout.ENVS` (the grid world until the gymnax adapter registers
+    Pendulum-v1, whose tuned settings the other defaults are; they also solve the grid world in 20 iterations)."""
     num_envs: int = 100
     """Environments stepped in parallel."""
     num_steps: int = 100
