@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fluxrl.experiments.common import Study, curve, final_values, rebuild_from_runs, run_reproduction, store_run_facts
+from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction, store_run_facts,
+                                       wall_time_line)
 from fluxrl.experiments.offline import compare, make_datasets
 
 OFFICIAL = {"CNF": "tinkoff-ai/cnf", "PLAS": "Wenxuan-Zhou/PLAS", "CORL": "tinkoff-ai/CORL"}
@@ -200,15 +201,13 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
 
 
 def _time_line(seconds: dict) -> str:
-    """The wall time in all, and the shares of the datasets, the decoders' pre-training and each study."""
-    parts = ", ".join(f"{name} {value / 60:.1f}" for name, value in seconds.items() if name != "pretraining")
+    """The wall time in all and each part's share, then how much of it pre-training the flows and VAEs took."""
+    line = wall_time_line({name: value for name, value in seconds.items() if name != "pretraining"})
     pretraining = seconds.get("pretraining", {})
-    total = sum(v for k, v in seconds.items() if k != "pretraining")
-    text = f"Wall time: {total / 60:.1f} min in all ({parts} min), compilation included"
-    if pretraining:
-        text += "; of it, pre-training the flows and VAEs: " + ", ".join(
-            f"{name} {value:.0f} s" for name, value in pretraining.items())
-    return text + "."
+    if not pretraining:
+        return line
+    return line[:-1] + "; of it, pre-training the flows and VAEs: " + ", ".join(
+        f"{name} {value:.0f} s" for name, value in pretraining.items()) + "."
 
 
 def studies_of(protocol: str) -> tuple[Study, ...]:
