@@ -71,3 +71,19 @@ def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
     undefined = sorted(set(summary) - RUN_FIELDS - _documented())
     assert not undefined, f"metrics reported but not defined in docs/metrics.md: {undefined}"
     assert {"return", "normalized_score"} <= set(summary)
+
+
+@pytest.mark.parametrize("name", ["ppo", "fpo"])
+def test_every_onpolicy_metric_is_defined_in_the_docs(name, tmp_path):
+    from fluxrl.commands.train_onpolicy import algorithm_for
+    from fluxrl.onpolicy.tuned import tuned_config
+
+    # The grid world adds its saddle-state and start-cell evaluation to the training metrics.
+    config = tuned_config(name, "gridworld-two-walls", num_envs=4, num_steps=8, epochs=1, minibatches=2,
+                          actor_hidden=(8,), critic_hidden=(8,))
+    summary = runner.run(algorithm_for(config), config, runner.RunConfig(iterations=2, out=str(tmp_path / "run"),
+                                                                         log_every=1, eval_every=2,
+                                                                         progress=False)).summary
+    undefined = sorted(set(summary) - RUN_FIELDS - _documented())
+    assert not undefined, f"metrics reported but not defined in docs/metrics.md: {undefined}"
+    assert {"episode_return", "env_steps", "goals_reached", "saddle_split"} <= set(summary)

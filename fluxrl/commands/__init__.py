@@ -4,6 +4,7 @@
     fluxrl train gflownet ALGORITHM [ENVIRONMENT] [NETWORK] [EXPLORATION] [OPTIONS]   (or --loss/--env/--explore)
     fluxrl train gflownet --resume DIR [--iterations N]
     fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [OPTIONS]   (or --algo ALGORITHM)
+    fluxrl train onpolicy ALGORITHM [--env NAME] [OPTIONS]   (or --algo ALGORITHM)
     fluxrl reproduce {lggfn,softrl} [OPTIONS]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
 
@@ -20,12 +21,13 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import data, demo, parsing, reproduce, train_gflownet, train_offline
+from fluxrl.commands import data, demo, parsing, reproduce, train_gflownet, train_offline, train_onpolicy
 from fluxrl.core.config import ConfigError
 
 TrainFamily = Annotated[Union[
     Annotated[train_gflownet.TrainGFlowNet, tyro.conf.subcommand("gflownet")],
     Annotated[train_offline.TrainOffline, tyro.conf.subcommand("offline")],
+    Annotated[train_onpolicy.TrainOnPolicy, tyro.conf.subcommand("onpolicy")],
 ], tyro.conf.arg(name="family", prefix_name=False)]
 
 
@@ -66,6 +68,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
         argv = argv[:2] + train_gflownet.native_args(rest)
     elif argv[:2] == ["train", "offline"]:
         argv = argv[:2] + train_offline.native_args(argv[2:])
+    elif argv[:2] == ["train", "onpolicy"]:
+        return train_onpolicy.parse(argv[2:])  # its defaults depend on --env, so it parses on its own
     command = parsing.parse(CommandLine, argv, prog="fluxrl")
     if isinstance(command, Train):
         command = command.family
@@ -91,6 +95,8 @@ def execute(command: Any) -> int:
         return reproduce.execute(command)
     if isinstance(command, train_offline.TrainOffline):
         return train_offline.execute(command)
+    if isinstance(command, train_onpolicy.TrainOnPolicy):
+        return train_onpolicy.execute(command)
     if isinstance(command, data.DataMake):
         return data.execute(command)
     return demo.execute(command)

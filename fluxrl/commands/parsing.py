@@ -22,7 +22,7 @@ from fluxrl.core.config import ConfigError
 MARKERS = (tyro.conf.CascadeSubcommandArgs, tyro.conf.OmitSubcommandPrefixes)
 # The noun for an unknown word after each command, for the error message.
 WORD_AFTER = {"fluxrl": "command", "fluxrl train": "algorithm family", "fluxrl reproduce": "reproduction",
-              "fluxrl train gflownet": "algorithm"}
+              "fluxrl train gflownet": "algorithm", "fluxrl train onpolicy": "algorithm"}
 _RULE = re.compile(r"^[-─═]+$")
 
 
@@ -30,11 +30,13 @@ class HelpShown(Exception):
     """The command line asked for help, which has been printed."""
 
 
-def parse(command_type: Any, args: Sequence[str], prog: str) -> Any:
-    """The command dataclass a command line describes; HelpShown after --help, ConfigError for a mistake."""
+def parse(command_type: Any, args: Sequence[str], prog: str, default: Any = None) -> Any:
+    """The command dataclass a command line describes (options not given taken from `default`, an instance, when
+    given); HelpShown after --help, ConfigError for a mistake."""
+    extra = {} if default is None else {"default": default}
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            return tyro.cli(command_type, args=list(args), prog=prog, config=MARKERS)
+            return tyro.cli(command_type, args=list(args), prog=prog, config=MARKERS, **extra)
     except SystemExit as exit_:
         if exit_.code in (0, None):
             raise HelpShown() from None
@@ -43,7 +45,7 @@ def parse(command_type: Any, args: Sequence[str], prog: str) -> Any:
     os.environ["COLUMNS"] = "100000"
     try:
         with contextlib.redirect_stderr(captured), contextlib.suppress(SystemExit):
-            tyro.cli(command_type, args=list(args), prog=prog, config=MARKERS)
+            tyro.cli(command_type, args=list(args), prog=prog, config=MARKERS, **extra)
     finally:
         if columns is None:
             del os.environ["COLUMNS"]

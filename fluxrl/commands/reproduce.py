@@ -1,4 +1,4 @@
-"""`fluxrl reproduce lggfn|softrl|offline|cnf`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
+"""`fluxrl reproduce lggfn|softrl|offline|cnf|fpo`: rerun a paper's comparisons (see `fluxrl/experiments/`) and print the report."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class ReproduceOptions:
     progress: bool = True
     """Show progress bars."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf: cpu-reduced-1);
-    empty: the default."""
+    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf, fpo:
+    cpu-reduced-1); empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
@@ -72,8 +72,16 @@ class ReproduceCNF(ReproduceOptions):
     """Where the pre-trained flows and VAEs are cached (default: under the user's cache directory)."""
 
 
+@dataclass(frozen=True)
+class ReproduceFPO(ReproduceOptions):
+    """FPO against Gaussian PPO (McAllister et al. 2025): saddle-state actions in the grid world, returns and
+    ablations in continuous control, with a report."""
+
+    out: str = "runs/reproduce-fpo"
+
+
 EXPERIMENTS = {ReproduceLGGFN: "lggfn", ReproduceSoftRL: "softrl", ReproduceOffline: "offline",
-               ReproduceCNF: "cnf"}
+               ReproduceCNF: "cnf", ReproduceFPO: "fpo"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Reproduce:
         Annotated[ReproduceSoftRL, tyro.conf.subcommand("softrl")],
         Annotated[ReproduceOffline, tyro.conf.subcommand("offline")],
         Annotated[ReproduceCNF, tyro.conf.subcommand("cnf")],
+        Annotated[ReproduceFPO, tyro.conf.subcommand("fpo")],
     ], tyro.conf.arg(name="reproduction", prefix_name=False)]
 
 
