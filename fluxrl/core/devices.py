@@ -93,7 +93,8 @@ class SeedLayout:
 
     def per_seed(self, fn: Callable, num_seeded: int = 1, donate: bool = False) -> Callable:
         """A jitted program applying `fn(*seeded, shared)` to every seed: the first `num_seeded` arguments
-        carry the seed axis (split over devices, seeds looped on each), the last is shared by all."""
+        carry the seed axis (split over devices, seeds looped on each), the last is shared by all. `donate`
+        lets the program reuse the first argument's buffers (a state it replaces; the others are kept)."""
         def local(*args):
             seeded, shared = args[:num_seeded], args[num_seeded]
             return jax.lax.map(lambda xs: fn(*xs, shared), seeded)
@@ -103,4 +104,4 @@ class SeedLayout:
         # nothing in `fn` communicates across devices.
         mapped = jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=PartitionSpec(DEVICE_AXIS),
                                check_vma=False)
-        return jax.jit(mapped, donate_argnums=tuple(range(num_seeded)) if donate else ())
+        return jax.jit(mapped, donate_argnums=(0,) if donate else ())

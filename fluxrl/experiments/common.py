@@ -1,13 +1,24 @@
-"""What every paper reproduction shares: a study spec, running its methods, reading curves, plotting them."""
+"""What every paper reproduction shares: a study spec, running its methods, reading curves, plotting them.
+
+Every study x method is one run; an executor (`fluxrl.sweep.executors`) runs them: one after another in this
+process by default, or as Ray tasks inside `with using_executor(RayExecutor(...))` (`fluxrl reproduce NAME
+--executor ray`). The report is written here from the runs' rows either way.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+
+# The executor of the runs (None: one after another in this process); set by `using_executor`.
+_EXECUTOR: contextvars.ContextVar[Any] = contextvars.ContextVar("reproduction_executor", default=None)
 
 
 @dataclass(frozen=True)
@@ -27,27 +38,68 @@ class Study:
     eval_at_start: bool = True  # also evaluate the untrained model (a curve's first point)
 
 
+@contextlib.contextmanager
+def using_executor(executor: Any) -> Iterator[None]:
+    """Run the reproductions' study x method runs with `executor` (see `fluxrl.sweep.executors`) in this block."""
+    token = _EXECUTOR.set(executor)
+    try:
+        yield
+    finally:
+        _EXECUTOR.reset(token)
+
+
+def method_dir(out: Path, study: Study, method: str) -> Path:
+    """The run directory of one method of a study."""
+    return out / study.name / method.lower().replace(" ", "-")
+
+
+def run_method(study: Study, method: str, out: Path, seeds: int, progress: bool,
+               config_of: Callable[[Study, str], tuple]) -> tuple[list[dict], float]:
+    """Train one method of a study (its algorithm, config and optional shared data from `config_of(study,
+    method)`); its metrics.csv rows and the wall seconds it took."""
+    from fluxrl.core.runner import RunConfig, run
+
+    began = time.perf_counter()
+    run_dir = method_dir(out, study, method)
+    log_every = max(study.iterations // 100, 1)
+    run_config = RunConfig(iterations=study.iterations, num_seeds=seeds, out=str(run_dir),
+                           log_every=log_every, eval_every=study.eval_every, eval_at_start=study.eval_at_start,
+                           checkpoint_every=study.iterations, overwrite=True, progress=progress)
+    if progress:
+        print(f"[{study.name}] {method}: {study.iterations} iterations x {seeds} seeds")
+    # config_of gives (algorithm, config) or (algorithm, config, data) when the runs share an input
+    algorithm, config, *data = config_of(study, method)
+    run(algorithm, config, run_config, data=data[0] if data else None)
+    with (run_dir / "metrics.csv").open() as file:
+        return list(csv.DictReader(file)), time.perf_counter() - began
+
+
+def run_studies(studies: list[Study], out: Path, seeds: int, progress: bool,
+                config_of: Callable[[Study, str], tuple]) -> dict[str, tuple[dict[str, list[dict]], float]]:
+    """Train every method of every study with the current executor; per study, each method's metrics.csv rows
+    and the seconds its runs took together. A failure stops the reproduction (every run is needed)."""
+    from fluxrl.sweep.executors import LocalExecutor, Task
+
+    executor = _EXECUTOR.get() or LocalExecutor()
+    if executor.remote:  # workers elsewhere start in other directories; parallel progress bars would interleave
+        out, progress = Path(out).resolve(), False
+    pairs = [(study, method) for study in studies for method in study.methods]
+    tasks = [Task(f"{study.name}/{method}", run_method, (study, method, out, seeds, progress, config_of))
+             for study, method in pairs]
+    outcomes = executor.run(tasks, keep_going=False)
+    ran: dict[str, tuple[dict[str, list[dict]], float]] = {study.name: ({}, 0.0) for study in studies}
+    for (study, method), outcome in zip(pairs, outcomes):
+        rows, seconds = outcome.result
+        ran[study.name][0][method] = rows
+        ran[study.name] = (ran[study.name][0], ran[study.name][1] + seconds)
+    return ran
+
+
 def run_study(study: Study, out: Path, seeds: int, progress: bool,
               config_of: Callable[[Study, str], tuple]) -> dict[str, list[dict]]:
     """Train every method of a study (its algorithm, config and optional shared data from
     `config_of(study, method)`); returns each method's metrics.csv rows."""
-    from fluxrl.core.runner import RunConfig, run
-
-    rows = {}
-    for method in study.methods:
-        run_dir = out / study.name / method.lower().replace(" ", "-")
-        log_every = max(study.iterations // 100, 1)
-        run_config = RunConfig(iterations=study.iterations, num_seeds=seeds, out=str(run_dir),
-                               log_every=log_every, eval_every=study.eval_every, eval_at_start=study.eval_at_start,
-                               checkpoint_every=study.iterations, overwrite=True, progress=progress)
-        if progress:
-            print(f"[{study.name}] {method}: {study.iterations} iterations x {seeds} seeds")
-        # config_of gives (algorithm, config) or (algorithm, config, data) when the runs share an input
-        algorithm, config, *data = config_of(study, method)
-        run(algorithm, config, run_config, data=data[0] if data else None)
-        with (run_dir / "metrics.csv").open() as file:
-            rows[method] = list(csv.DictReader(file))
-    return rows
+    return run_studies([study], out, seeds, progress, config_of)[study.name][0]
 
 
 def curve(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -125,16 +177,19 @@ def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study,
     """Run the chosen studies (iterations multiplied by `scale`), save results.json and the plots, and write
     the report with `write_report(studies, results, out_dir, seeds, seconds)`; returns the report's path."""
     import json
-    import time
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = scaled([s for s in all_studies if studies is None or s.name in studies], scale)
     results, seconds = {}, {}
+    began = time.perf_counter()
+    ran = run_studies(chosen, out_dir, seeds, progress, config_of)
+    wall, compute = time.perf_counter() - began, sum(spent for _, spent in ran.values())
     for study in chosen:
-        began = time.perf_counter()
-        rows = run_study(study, out_dir, seeds, progress, config_of)
-        seconds[study.name] = time.perf_counter() - began
+        rows, spent = ran[study.name]
+        # A study's share of the wall time: its runs' own time when they run one after another, and in proportion
+        # to it when runs of several studies overlap (on Ray), so that the shares add up to the wall time.
+        seconds[study.name] = wall * spent / compute if compute else 0.0
         results[study.name] = summarise(study, rows)
         plot_study(study, rows, out_dir / f"{study.name}.png", seeds, protocol)
     (out_dir / "results.json").write_text(json.dumps({"protocol": protocol, "seeds": seeds, "scale": scale,
@@ -154,7 +209,7 @@ def stored_rows(out_dir: Path, study: Study) -> dict[str, list[dict]]:
     """Each method's metrics.csv rows of a study already run in `out_dir`."""
     rows = {}
     for method in study.methods:
-        with (out_dir / study.name / method.lower().replace(" ", "-") / "metrics.csv").open() as file:
+        with (method_dir(out_dir, study, method) / "metrics.csv").open() as file:
             rows[method] = list(csv.DictReader(file))
     return rows
 
