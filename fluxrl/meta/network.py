@@ -1,0 +1,96 @@
+"""The Snake network of the meta-gradient group's public code (as the reference records it): Conv(32, 2x2, stride
+2) -> Conv(32, 2x2) on the (rows, cols, 5) grid, then a policy MLP [64, 64] and a value MLP [128, 128] on the
+flattened features; illegal moves are masked out of the logits."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from fluxrl.meta import snake
+
+if TYPE_CHECKING:
+    from fluxrl.meta.a2c import A2CConfig
+
+# The policy head's last layer starts small, so the first policy is near uniform over the legal moves.
+POLICY_OUTPUT_SCALE = 0.01
+
+
+def _dense(key, n_in, n_out, scale=1.0):
+    weight = jax.nn.initializers.lecun_normal()(key, (n_in, n_out)) * scale
+    return weight, jnp.zeros(n_out)
+
+
+class SnakeNet(eqx.Module):
+    """The reference's network: two convolutions, then a policy MLP and a value MLP on the flattened features."""
+
+    convs: tuple[tuple[jax.Array, jax.Array], ...]
+    policy: tuple[tuple[jax.Array, jax.Array], ...]
+    value: tuple[tuple[jax.Array, jax.Array], ...]
+
+    def __init__(self, config: "A2CConfig", key: jax.Array):
+        rows, cols, depth = snake.board_shape(config.env)
+        conv_keys, policy_key, value_key = jax.random.split(key, 3)
+        init = jax.nn.initializers.lecun_normal(in_axis=(0, 1, 2), out_axis=3)
+        c = config.channels
+        self.convs = tuple((init(k, (2, 2, d, c)), jnp.zeros(c))
+                           for k, d in zip(jax.random.split(conv_keys, 2), (depth, c)))
+        features = math.ceil(rows / 2) * math.ceil(cols / 2) * c
+        self.policy = self._mlp(policy_key, (features, *config.policy_hidden, snake.NUM_ACTIONS), POLICY_OUTPUT_SCALE)
+        self.value = self._mlp(value_key, (features, *config.value_hidden, 1), 1.0)
+
+    @staticmethod
+    def _mlp(key, sizes, output_scale):
+        keys = jax.random.split(key, len(sizes) - 1)
+        layers = [_dense(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+        layers[-1] = (layers[-1][0] * output_scale, layers[-1][1])
+        return tuple(layers)
+
+    def features(self, grid: jax.Array) -> jax.Array:
+        """The flattened convolution features [B, F] of grids [B, rows, cols, 5]."""
+        x = grid
+        for (weight, bias), stride in zip(self.convs, (2, 1)):
+            x = jax.nn.relu(_conv2x2(x, weight, stride) + bias)
+        return x.reshape(x.shape[0], -1)
+
+    def __call__(self, grid: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(logits [..., 4], value [...]) for grids [..., rows, cols, 5]."""
+        lead = grid.shape[:-3]
+        x = self.features(grid.reshape(-1, *grid.shape[-3:]))
+        return _apply(self.policy, x).reshape(*lead, -1), _apply(self.value, x)[:, 0].reshape(lead)
+
+    def logits(self, grid: jax.Array) -> jax.Array:
+        """The policy's logits [B, 4] alone (what a rollout needs) for grids [B, rows, cols, 5]."""
+        return _apply(self.policy, self.features(grid))
+
+
+def _conv2x2(x: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
+    """A 2 x 2 convolution with SAME padding (zeros after the last row and column, as TensorFlow's and Haiku's
+    SAME for an even kernel) on [B, H, W, C] written as one matrix product over the four shifted copies: XLA's
+    CPU convolution is several times slower than this for kernels this small."""
+    batch, height, width, _ = x.shape
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    pad_h = max((out_h - 1) * stride + 2 - height, 0)
+    pad_w = max((out_w - 1) * stride + 2 - width, 0)
+    x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
+    patches = jnp.concatenate([x[:, i:i + span_h:stride, j:j + span_w:stride] for i in (0, 1) for j in (0, 1)],
+                              axis=-1)
+    return patches @ weight.reshape(-1, weight.shape[-1])
+
+
+def _apply(layers, x):
+    for weight, bias in layers[:-1]:
+        x = jax.nn.relu(x @ weight + bias)
+    weight, bias = layers[-1]
+    return x @ weight + bias
+
+
+def masked_log_policy(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """log pi over the 4 moves, illegal ones at a large negative value (all legal when none is)."""
+    legal = mask | ~mask.any(-1, keepdims=True)
+    return jax.nn.log_softmax(jnp.where(legal, logits, jnp.finfo(logits.dtype).min / 2), axis=-1)
