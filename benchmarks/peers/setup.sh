@@ -5,6 +5,7 @@
 #                               equinox/optax its baselines use (pinned to versions that work with jax 0.5.3)
 #   benchmarks/.venvs/torchgfn  torchgfn==2.4.1 on torch==2.13.0 (CPU wheel on local disk; install first)
 #   benchmarks/.venvs/d3rlpy    d3rlpy==2.8.1 on torch==2.13.0
+#   benchmarks/.venvs/rejax     rejax==0.1.3 with gymnax==0.0.9 (the 5-value step it unpacks) on jax==0.10.2
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENVS="$ROOT/benchmarks/.venvs"
@@ -40,3 +41,9 @@ ensure_venv d3rlpy \
   "import torch, d3rlpy; assert torch.__version__.startswith('2.13.0') and d3rlpy.__version__ == '2.8.1'" \
   "torch==2.13.0 numpy" \
   "d3rlpy==2.8.1 torch==2.13.0"
+
+# rejax 0.1.3 unpacks gymnax's step into 5 values; gymnax 1.x returns 6, so its last 5-value release, 0.0.9.
+# jax as fluxrl's, so both sides of benchmarks/onpolicy_ppo.py run the same XLA.
+ensure_venv rejax \
+  "import jax, rejax, gymnax; from importlib.metadata import version; assert jax.__version__ == '0.10.2' and version('rejax') == '0.1.3' and version('gymnax') == '0.0.9'" \
+  "jax==0.10.2 jaxlib==0.10.2 rejax==0.1.3 gymnax==0.0.9"

@@ -1,9 +1,9 @@
 """PPO with a tanh-squashed Gaussian policy (Schulman et al. 2017), the baseline of FPO (McAllister et al. 2025).
 
-The policy is the FPO reference's Gaussian baseline (`playground/src/flow_policy/networks.py`,
-`gaussian_policy_fwd`): an MLP whose head gives the mean and, by default, a state-dependent scale,
-std = softplus(scale) + 1e-3; with `state_dependent_std` off the scale is one learned vector per action dimension
-(PureJaxRL, rejax). Either way std starts at softplus(0) + 1e-3 ~= 0.69. The rollout samples u ~ N(mean, std^2),
+The policy is an MLP giving the mean of a Gaussian and a learned scale, std = softplus(scale) + 1e-3: by default
+one scale per action dimension (rejax's and PureJaxRL's Gaussian policy), with `state_dependent_std` one per state,
+from the network's head (the FPO reference's Gaussian baseline, `playground/src/flow_policy/networks.py`,
+`gaussian_policy_fwd`). Either way std starts at softplus(0) + 1e-3 ~= 0.69. The rollout samples u ~ N(mean, std^2),
 steps the environment with tanh(u) and stores u, so log pi(a | s) = log N(u) - sum_i log(1 - tanh(u_i)^2) is exact
 for the action taken (the log-det term cancels in the ratio, which therefore equals the Gaussian one). The
 entropy of the squashed policy has no closed form; as the FPO reference (`ppo.py`, lines 311-319) it is estimated
@@ -12,8 +12,12 @@ separate MLP; everything else (rollouts, GAE, normalisation, epochs) is `rollout
 
 Defaults are rejax's tuned gymnax Pendulum-v1 PPO (`configs/gymnax/pendulum.yaml`: 100 envs x 100 steps, 10 epochs
 x 10 minibatches, Adam 1e-3, grad-norm 10, gamma 0.995, lambda 0.95, clip 0.2, no entropy bonus, value coef 0.5,
-swish 64-64, observation normalisation; run it 15 iterations, its 150k steps). `fpo_playground_config()` gives the
-FPO paper's tuned Gaussian PPO for DM Control instead.
+swish 64-64, observation normalisation). That file's `total_timesteps: 150_000` is not the length of its run: with
+`eval_freq: 2000` below one iteration's 10,000 steps, rejax's `OnPolicyMixin.train` runs ceil(2000 / 10,000) = 1
+iteration per evaluation and ceil(150,000 / 2,000) = 75 evaluations, so 75 iterations, 750k env steps. Pendulum is
+solved (about -200) only there: measured with rejax 0.1.3's own evaluation (128 episodes of the sampled policy) on
+seeds 0-2, rejax reaches -835 / -635 / -386 / -276 (mean) after 15 / 30 / 45 / 75 iterations, these defaults
+-807 / -198 / -266 / -228. `fpo_playground_config()` gives the FPO paper's tuned Gaussian PPO for DM Control instead.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ ACTOR_OUTPUT_SCALE = 0.01
 class PPOConfig:
     """Gaussian PPO; defaults are rejax's tuned gymnax Pendulum-v1 PPO (module docstring)."""
 
-    env: str = "gridworld-two-walls"
-    """Environment name in `fluxrl.onpolicy.rollout.ENVS` (the grid world until the gymnax adapter registers
-    Pendulum-v1, whose tuned settings the other defaults are; they also solve the grid world in 20 iterations)."""
+    env: str = "pendulum"
+    """Environment name in `fluxrl.onpolicy.rollout.ENVS` (gymnax Pendulum-v1, whose tuned settings the other
+    defaults are; they also solve the grid world in 20 iterations)."""
     num_envs: int = 100
     """Environments stepped in parallel."""
     num_steps: int = 100
@@ -73,8 +77,8 @@ class PPOConfig:
     """PPO2's clipped value loss; off as in the FPO reference (Andrychowicz et al. 2021 find it does not help)."""
     normalize_observations: bool = True
     """Normalise observations with running mean and variance of everything seen."""
-    state_dependent_std: bool = True
-    """The network's head gives the std (the FPO reference); off: one learned std per action dimension."""
+    state_dependent_std: bool = False
+    """The network's head gives the std (the FPO reference); off: one learned std per action dimension (rejax)."""
     actor_hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the policy."""
     critic_hidden: tuple[int, ...] = (64, 64)
@@ -105,10 +109,12 @@ class PPOConfig:
 def fpo_playground_config(env: str) -> PPOConfig:
     """The FPO paper's tuned Gaussian PPO for MuJoCo Playground DM Control (`playground/train_ppo.ipynb`: Brax's
     `dm_control_suite_params.brax_ppo_config` with lr 3e-4 and clip 0.1; actor 4 x 32, critic 5 x 256, SiLU). Its
-    minibatches of 1024 sequences of 30 steps become minibatches of 30,720 single steps; it clips no gradient."""
+    minibatches of 1024 sequences of 30 steps become minibatches of 30,720 single steps; it clips no gradient. Its
+    policy head gives a state-dependent std (`networks.py`, `gaussian_policy_fwd`)."""
     return PPOConfig(env=env, num_envs=2048, num_steps=480, epochs=16, minibatches=32, lr=3e-4, clip_eps=0.1,
                      gamma=0.995, gae_lambda=0.95, value_coef=0.5, entropy_coef=1e-2, max_grad_norm=math.inf,
-                     actor_hidden=(32,) * 4, critic_hidden=(256,) * 5, activation="swish", reward_scale=10.0)
+                     state_dependent_std=True, actor_hidden=(32,) * 4, critic_hidden=(256,) * 5, activation="swish",
+                     reward_scale=10.0)
 
 
 class GaussianActor(eqx.Module):

@@ -33,10 +33,14 @@ import optax
 from fluxrl.core.config import ConfigError
 from fluxrl.envs.control.base import ControlEnv
 from fluxrl.envs.control.gridworld import LAYOUTS, GridWorld
+from fluxrl.envs.control.gymnax_adapter import GYMNAX_ENVS, GymnaxEnv
+from fluxrl.envs.control.playground_adapter import PLAYGROUND_ENVS
 
 # Environments by name; other modules add theirs (tests register a toy one).
 ENVS: dict[str, Callable[[], ControlEnv]] = {
-    f"gridworld-{layout.replace('_', '-')}": (lambda layout=layout: GridWorld(layout)) for layout in LAYOUTS}
+    **{f"gridworld-{layout.replace('_', '-')}": (lambda layout=layout: GridWorld(layout)) for layout in LAYOUTS},
+    **{name: (lambda env_id=env_id: GymnaxEnv(env_id)) for name, env_id in GYMNAX_ENVS.items()},
+    **PLAYGROUND_ENVS}  # made only when asked for; they need the `playground` extra
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish}
 # Keeps (obs - mean) / sqrt(var + eps) finite for a constant observation component (gym's NormalizeObservation).
 NORMALIZE_EPS = 1e-8
@@ -296,8 +300,10 @@ def iterate(config, env_params: Any, state: OnPolicyState, sample: Callable[[Any
 
     def epoch(train, keys):
         permutation_key, loss_key = keys
-        shuffled = jax.tree.map(lambda x: x[jax.random.permutation(permutation_key, size)].reshape(
-            config.minibatches, size // config.minibatches, *x.shape[1:]), batch)
+        # One permutation shared by every leaf: drawn per leaf, XLA does not merge the copies of its sorts.
+        order = jax.random.permutation(permutation_key, size)
+        shuffled = jax.tree.map(lambda x: x[order].reshape(config.minibatches, size // config.minibatches,
+                                                           *x.shape[1:]), batch)
         return jax.lax.scan(minibatch_step, train, (shuffled, jax.random.split(loss_key, config.minibatches)))
 
     epoch_keys = jax.random.split(epoch_key, (config.epochs, 2))
