@@ -5,10 +5,12 @@
     fluxrl train gflownet --resume DIR [--iterations N]
     fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [OPTIONS]   (or --algo ALGORITHM)
     fluxrl train onpolicy ALGORITHM [--env NAME] [OPTIONS]   (or --algo ALGORITHM)
-    fluxrl reproduce {lggfn,softrl} [OPTIONS]
+    fluxrl train meta [--meta-params gamma,lambda] [--inner-steps K] [--mix none|uniform|geometric] [OPTIONS]
+    fluxrl reproduce {lggfn,softrl,offline,cnf,fpo,metagrad} [OPTIONS] [--executor ray]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
+    fluxrl sweep gflownet [TRAIN GFLOWNET OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
 
-A new family (`train onpolicy`, `train meta`) is one more member of `TrainFamily`; a new
+A new family is one more member of `TrainFamily`; a new
 command one more member of `CommandLine`. `parse_command_line` parses and validates without
 training or writing anything; `run_command_line` also executes, and turns every user mistake into one line.
 """
@@ -21,13 +23,15 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import data, demo, parsing, reproduce, train_gflownet, train_offline, train_onpolicy
+from fluxrl.commands import (data, demo, parsing, reproduce, sweep, train_gflownet, train_meta, train_offline,
+                             train_onpolicy)
 from fluxrl.core.config import ConfigError
 
 TrainFamily = Annotated[Union[
     Annotated[train_gflownet.TrainGFlowNet, tyro.conf.subcommand("gflownet")],
     Annotated[train_offline.TrainOffline, tyro.conf.subcommand("offline")],
     Annotated[train_onpolicy.TrainOnPolicy, tyro.conf.subcommand("onpolicy")],
+    Annotated[train_meta.TrainMeta, tyro.conf.subcommand("meta")],
 ], tyro.conf.arg(name="family", prefix_name=False)]
 
 
@@ -60,6 +64,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     """The command a command line describes, validated, nothing written; HelpShown after help, ConfigError for
     a mistake."""
     argv = list(argv)
+    if argv[:1] == ["sweep"]:
+        return sweep.parse(argv[1:])
     if argv[:2] == ["train", "gflownet"]:
         rest = argv[2:]
         if train_gflownet.is_resume(rest):
@@ -75,6 +81,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
         command = command.family
         if isinstance(command, train_offline.TrainOffline):
             train_offline.check(command)
+        elif isinstance(command, train_meta.TrainMeta):
+            train_meta.check(command)
         else:
             train_gflownet.resolve(command)
     elif isinstance(command, reproduce.Reproduce):
@@ -97,6 +105,10 @@ def execute(command: Any) -> int:
         return train_offline.execute(command)
     if isinstance(command, train_onpolicy.TrainOnPolicy):
         return train_onpolicy.execute(command)
+    if isinstance(command, train_meta.TrainMeta):
+        return train_meta.execute(command)
+    if isinstance(command, sweep.SweepGFlowNet):
+        return sweep.execute(command)
     if isinstance(command, data.DataMake):
         return data.execute(command)
     return demo.execute(command)
@@ -105,6 +117,7 @@ def execute(command: Any) -> int:
 def run_command_line(argv: Sequence[str]) -> int:
     """Parse and run a command line: 0 on success or help, 2 (one line on stderr) for a mistake, 1 for NaN."""
     from fluxrl.core.runner import NonFiniteMetricError
+    from fluxrl.sweep.executors import TaskFailed
 
     try:
         return execute(parse_command_line(argv))
@@ -112,7 +125,7 @@ def run_command_line(argv: Sequence[str]) -> int:
         return 0
     except ConfigError as error:
         return fail(str(error), status=2)
-    except NonFiniteMetricError as error:
+    except (NonFiniteMetricError, TaskFailed) as error:
         return fail(str(error), status=1)
 
 

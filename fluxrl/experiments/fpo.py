@@ -23,7 +23,7 @@ METHODS = {"FPO": ("fpo", {}), "Gaussian PPO": ("ppo", {}), "FPO n_mc 1": ("fpo"
            "FPO n_mc 4": ("fpo", dict(n_mc=4)), "FPO u-output": ("fpo", dict(output_mode="u"))}
 ABLATIONS = ("FPO n_mc 1", "FPO n_mc 4", "FPO u-output")
 GRID_ITERATIONS = 100  # 16 envs x 128 steps each: 204,800 env steps per seed
-CONTROL = {"pendulum": 60}  # env -> iterations of its tuned sizes
+CONTROL = {"pendulum": 100, "dmc-cartpole-balance": 125, "dmc-reacher-easy": 125}  # iterations: 1M env steps each
 ABLATION_ENV = "pendulum"
 
 STUDIES = (
@@ -78,11 +78,23 @@ PROTOCOL_TABLE = (
      "0.2 collapsed FPO's saddle split in 2 of 4 seeds here (0.05: 0 of 4)"),
     ("grid-world budget", "200M steps requested (main.py:64), stopped by hand", "100 iterations = 204,800 env steps "
      "per seed", "budget: both methods reach the goal from every start (return 20) by iteration 50"),
-    ("continuous control", "10 Playground DM Control tasks, 2,048 envs, 60M steps, 5 seeds (fpo.py:46-56)",
-     "gymnax Pendulum-v1 with rejax's tuned PPO sizes, 600k steps, 3 seeds", "CPU budget: the official setting is "
-     "about 10 h per task per seed here"),
-    ("Gaussian PPO", "Brax PPO tuned per task (train_ppo.ipynb)", "fluxrl's PPO with rejax's tuned Pendulum config, "
-     "the same sizes as FPO", "one config for both methods on a task"),
+    ("continuous control", "10 Playground DM Control tasks, 2,048 envs x 30 steps x 32 minibatches per update, 60M "
+     "steps, 5 seeds (fpo.py:46-56)", "Playground CartpoleBalance and ReacherEasy (impl jax) with 64 envs x 125 steps, "
+     "1M steps; gymnax Pendulum-v1 with rejax's sizes (100 envs x 100 steps), 1M steps; 3 seeds", "CPU budget: the "
+     "official setting is about 10 h per task per seed here"),
+    ("Gaussian PPO", "Brax PPO tuned per task (train_ppo.ipynb)", "fluxrl's PPO: rejax's tuned Pendulum config; on "
+     "DM Control the same with 64 x 125 rollouts and entropy bonus 0.01", "one set of shared settings per task "
+     "(fluxrl/onpolicy/tuned.py)"),
+    ("FPO on continuous control", "lr 3e-4, clip 0.05, 4 x 32 SiLU velocity network, reward x 10 (fpo.py:23-56)",
+     "lr 3e-4, clip 0.1 (Pendulum: 64-64 network), reward x 1, the shared sizes", "at these small batches clip 0.05 "
+     "learned slower on Pendulum; lr 1e-3 with clip 0.2 diverged"),
+    ("DM Control episodes", "1,000 steps; an ended episode restarts from the state its env first drew; a time "
+     "limit zeroes the TD error (playground/src/flow_policy/rollouts.py:229-268, 302-305)", "the same restarts "
+     "(fluxrl/envs/control/playground_adapter.py); a time limit bootstraps from the final observation's value",
+     "our GAE's one rule for every environment"),
+    ("critic", "5 x 256 SiLU (fpo.py:163)", "64-64 SiLU for both methods", "CPU cost"),
+    ("ablations", "n_mc 1 / 4 / 8 and eps vs u loss over the 10 tasks", "the same four FPO variants on Pendulum",
+     "budget: one task"),
     ("evaluation", "evaluation episodes of the deterministic policy (Brax's evaluator)", "the training episodes' "
      "mean return in the last logged iterations; the grid world: 1,000 samples per saddle state and 64 rollouts from "
      "the start cell (fluxrl/onpolicy/gridworld_eval.py)", "the training curve needs no separate environment"),
@@ -194,9 +206,15 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
 def reproduce(out: str = "runs/reproduce-fpo", seeds: int = 3, scale: float = 1.0,
               studies: tuple[str, ...] | None = None, progress: bool = True, protocol: str = PROTOCOL) -> Path:
     """Run the protocol (iterations multiplied by `scale`), draw the saddle-state figure, write the report."""
-    from fluxrl.core.config import check_choice
+    from fluxrl.core.config import ConfigError, check_choice
 
     check_choice("protocol", protocol, PROTOCOLS)
+    from fluxrl.envs.control import playground_adapter
+
+    chosen = [s.name for s in STUDIES if studies is None or s.name in studies]
+    if any(name.startswith("dmc-") for name in chosen) and not playground_adapter.available():
+        raise ConfigError(f"the DM Control studies need MuJoCo Playground: {playground_adapter.INSTALL_HINT}, or "
+                          "choose --studies gridworld pendulum.")
 
     def report(chosen, results, out_dir, seeds_, seconds):
         if any(study.name == GRID for study in chosen):

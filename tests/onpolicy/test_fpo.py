@@ -150,6 +150,7 @@ def test_config_refuses_a_density_free_mdp_and_odd_embeddings():
     assert CONFIG.sigma == 0.0
 
 
+@pytest.mark.slow
 def test_fpo_learns_to_reach_the_target(tmp_path):
     run_config = runner.RunConfig(iterations=20, num_seeds=2, out=str(tmp_path / "learn"), log_every=5,
                                   eval_every=1000, checkpoint_every=1000, progress=False)
