@@ -65,7 +65,7 @@ PROTOCOL_TABLE = (
 def protocol_rows(iterations: int, seeds: int) -> list[str]:
     """Markdown rows of PROTOCOL_TABLE, with the run's seeds and env steps per seed."""
     steps = iterations * 8 * NUM_ENVS * 5
-    lines = ["| setting | public code / paper | ours | why they differ |", "|---|---|---|---|"]
+    lines = ["| setting | official (public) code / paper | ours | why they differ |", "|---|---|---|---|"]
     for a, b, c, d in PROTOCOL_TABLE:
         c = c.replace("SEEDS seeds, ITER x 8 updates x 160 steps", f"{seeds} seeds, {steps:,} env steps per seed "
                       f"({iterations} iterations x 8 updates x {NUM_ENVS * 5} steps)")
