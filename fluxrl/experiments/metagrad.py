@@ -12,12 +12,10 @@ public settings. `fluxrl reproduce metagrad` runs it and writes `report.md` with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fluxrl.core.config import check_range
 from fluxrl.experiments.common import Study, curve, rebuild_from_runs, run_reproduction, wall_time_line
 
 PROTOCOL = "cpu-reduced-1"
@@ -251,33 +249,3 @@ def rebuild_report(out: str = "runs/reproduce-metagrad") -> Path:
     """report.md again from the runs already in `out`."""
     return rebuild_from_runs(out, STUDIES, summarise, write_report, PROTOCOL)
 
-
-@dataclass(frozen=True)
-class ReproduceMetagrad:
-    """Multi-step meta-gradients with mixing (Bonnet et al. 2021) on Snake 6x6: variance ratio, return, gamma."""
-
-    out: str = "runs/reproduce-metagrad"
-    """Directory for the runs, the plots and report.md."""
-    seeds: int = SEEDS
-    """Seeds per method (split over the cores; at least 2 for a spread, the issue asks 5 or more)."""
-    scale: float = 1.0
-    """Multiply the iterations by this (below 1: a quicker, smaller protocol, named in the report)."""
-    studies: tuple[str, ...] = ()
-    """Studies to run (default: all; there is one, snake-6x6)."""
-    progress: bool = True
-    """Show progress bars."""
-    protocol: str = ""
-    """The protocol (cpu-reduced-1); empty: the default."""
-
-    def __post_init__(self):
-        check_range("seeds", self.seeds, 2)
-        check_range("scale", self.scale, 0.0, low_open=True)
-
-
-def execute(command: ReproduceMetagrad) -> int:
-    """Run the reproduction, print its report; exit status 0."""
-    report = reproduce(command.out, command.seeds, command.scale, command.studies or None, command.progress,
-                       command.protocol or PROTOCOL)
-    print(report.read_text())
-    print(f"report written to {report}")
-    return 0

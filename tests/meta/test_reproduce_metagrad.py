@@ -33,5 +33,7 @@ def test_a_tiny_reproduction_writes_the_report_with_ratios_and_gamma(tmp_path, m
 
 
 def test_the_command_rejects_one_seed():
+    from fluxrl.commands.reproduce import ReproduceMetagrad
+
     with pytest.raises(ConfigError, match="seeds"):
-        experiment.ReproduceMetagrad(seeds=1)
+        ReproduceMetagrad(seeds=1)
