@@ -46,8 +46,10 @@ class TrainMeta:
     """Adam learning rate of the meta-parameter logits."""
     meta_clip: float = 0.1
     """Global-norm clip of the meta-gradient."""
+    autodiff: str = "auto"
+    """Meta-gradient by forward or reverse mode (both exact); auto: forward when one meta-parameter is learned."""
     remat: bool = False
-    """Recompute the inner updates' activations in the backward pass (less memory for large K)."""
+    """Reverse mode: recompute the inner updates' activations in the backward pass (less memory for large K)."""
     variance_samples: int = 8
     """Independent meta-gradients per variance measurement (at every evaluation)."""
     agent: Annotated[tyro.conf.OmitArgPrefixes[a2c.A2CConfig], tyro.conf.arg(name="agent", prefix_name=False)] = \
@@ -75,7 +77,7 @@ def algorithm_and_config(command: TrainMeta):
     names = tuple(name.strip() for name in command.meta_params.split(",") if name.strip())
     return metagrad.ALGORITHM, metagrad.MetaConfig(
         a2c=command.agent, meta_params=names, inner_steps=command.inner_steps, mix=command.mix, kappa=command.kappa,
-        meta_lr=command.meta_lr, meta_clip=command.meta_clip, remat=command.remat,
+        meta_lr=command.meta_lr, meta_clip=command.meta_clip, autodiff=command.autodiff, remat=command.remat,
         variance_samples=command.variance_samples)
 
 

@@ -28,6 +28,7 @@ from fluxrl.core.runner import Algorithm
 from fluxrl.meta import a2c
 
 MIXES = ("none", "uniform", "geometric")
+AUTODIFF = ("auto", "forward", "reverse")
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,20 @@ class MetaConfig:
     """Adam learning rate of the meta-parameter logits (> 0)."""
     meta_clip: float = 0.1
     """Global-norm clip of the meta-gradient before Adam (> 0)."""
+    autodiff: str = "auto"
+    """How the meta-gradient is differentiated, both exactly: forward (one tangent pass per learned
+    meta-parameter, memory independent of K), reverse (one backward pass whatever their number, activations of
+    all K updates stored), or auto: forward when one meta-parameter is learned, else reverse."""
     remat: bool = False
-    """Recompute each inner update's activations in the backward pass instead of storing them (memory ~ 1 update
-    instead of K, at about one more forward pass per update); pays for large K or large batches."""
+    """Reverse mode: recompute each inner update's activations in the backward pass instead of storing them
+    (memory ~ 1 update instead of K, at about one more forward pass per update); pays for large K or batches."""
     variance_samples: int = 8
     """M: independent meta-gradients per variance measurement (the runner's evaluations), at least 2."""
 
     def __post_init__(self):
         check_range("inner_steps", self.inner_steps, 1)
         check_choice("mix", self.mix, MIXES)
+        check_choice("autodiff", self.autodiff, AUTODIFF)
         check_range("kappa", self.kappa, 0.0, 1.0, low_open=True)
         check_range("meta_lr", self.meta_lr, 0.0, low_open=True)
         check_range("meta_clip", self.meta_clip, 0.0, low_open=True)
@@ -96,9 +102,14 @@ def unrolled_losses(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta
 
 
 def meta_gradient(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta: jax.Array, carry: Any,
-                  keys: jax.Array, weights: jax.Array, remat: bool = False):
+                  keys: jax.Array, weights: jax.Array, remat: bool = False, directions: jax.Array | None = None):
     """d/d eta of sum_k weights_k L_out(theta_k(eta)): (gradient like eta, outer losses [K], metrics, final carry
-    with no gradient attached)."""
+    with no gradient attached). Reverse mode, or with `directions` [D, P] forward mode along them (the gradient
+    projected on their span: rows of the identity give the gradient of those logits, zeros elsewhere)."""
+    if directions is not None:
+        tangents, losses, metrics, carry_out = _forward_tangents(step, final_loss, eta, carry, keys, directions)
+        return (tangents @ weights) @ directions, losses, metrics, jax.lax.stop_gradient(carry_out)
+
     def objective(eta):
         losses, metrics, carry_out = unrolled_losses(step, final_loss, eta, carry, keys, remat)
         return jnp.dot(weights, losses), (losses, metrics, carry_out)
@@ -108,13 +119,34 @@ def meta_gradient(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta: 
 
 
 def meta_gradients(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta: jax.Array, carry: Any,
-                   keys: jax.Array, weight_rows: jax.Array, remat: bool = False) -> jax.Array:
-    """Several meta-gradients [E, *eta.shape] of one unroll at once, one per row of weights [E, K]."""
+                   keys: jax.Array, weight_rows: jax.Array, remat: bool = False,
+                   directions: jax.Array | None = None) -> jax.Array:
+    """Several meta-gradients [E, *eta.shape] of one unroll at once, one per row of weights [E, K] (reverse
+    mode, or forward mode along `directions` as in `meta_gradient`)."""
+    if directions is not None:
+        tangents, _, _, _ = _forward_tangents(step, final_loss, eta, carry, keys, directions)
+        return weight_rows @ tangents.T @ directions
+
     def objectives(eta):
         losses, _, _ = unrolled_losses(step, final_loss, eta, carry, keys, remat)
         return weight_rows @ losses
 
     return jax.jacrev(objectives)(eta)
+
+
+def _forward_tangents(step, final_loss, eta, carry, keys, directions):
+    """(d losses / d eta along each direction [D, K], losses [K], metrics, final carry) by forward mode."""
+    def objective(eta):
+        losses, metrics, carry_out = unrolled_losses(step, final_loss, eta, carry, keys)
+        return losses, (metrics, carry_out)
+
+    def along(direction):
+        losses, tangent, aux = jax.jvp(objective, (eta,), (direction,), has_aux=True)
+        return tangent, (losses, aux)
+
+    # The primal unroll does not depend on the direction: vmap computes it once (out_axes None).
+    tangents, (losses, (metrics, carry_out)) = jax.vmap(along, out_axes=(0, None))(directions)
+    return tangents, losses, metrics, carry_out
 
 
 def make_meta_optimizer(config: MetaConfig) -> optax.GradientTransformation:
@@ -125,6 +157,14 @@ def make_meta_optimizer(config: MetaConfig) -> optax.GradientTransformation:
 def learned_mask(config: MetaConfig) -> jax.Array:
     """1 for each learned meta-parameter logit, 0 for the fixed ones ([5], a2c.META_PARAMS order)."""
     return jnp.array([float(name in config.meta_params) for name in a2c.META_PARAMS])
+
+
+def forward_directions(config: MetaConfig) -> jax.Array | None:
+    """The learned logits' unit vectors [D, 5] when the config differentiates in forward mode, else None."""
+    forward = config.autodiff == "forward" or (config.autodiff == "auto" and len(config.meta_params) == 1)
+    if not forward:
+        return None
+    return jnp.eye(len(a2c.META_PARAMS))[jnp.array([a2c.META_PARAMS.index(name) for name in config.meta_params])]
 
 
 def a2c_step(config: MetaConfig) -> InnerStep:
@@ -153,7 +193,7 @@ def update(config: MetaConfig, data: Any, state: a2c.A2CState) -> tuple[a2c.A2CS
         step, logits, meta_opt_state = carry
         keys = jax.random.split(key, config.inner_steps)
         grad, _, metrics, step = meta_gradient(a2c_step(config), final_outer_loss, logits, step, keys, weights,
-                                               config.remat)
+                                               config.remat, forward_directions(config))
         grad = grad * mask
         updates, meta_opt_state = optimizer.update(grad, meta_opt_state, logits)
         metrics = {**metrics, "meta_grad_norm": jnp.broadcast_to(jnp.linalg.norm(grad), (config.inner_steps,))}

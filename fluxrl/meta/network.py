@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fluxrl.meta import snake
 
@@ -70,9 +71,19 @@ class SnakeNet(eqx.Module):
 
 def _conv2x2(x: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
     """A 2 x 2 convolution with SAME padding (zeros after the last row and column, as TensorFlow's and Haiku's
-    SAME for an even kernel) on [B, H, W, C] written as one matrix product over the four shifted copies: XLA's
-    CPU convolution is several times slower than this for kernels this small."""
-    batch, height, width, _ = x.shape
+    SAME for an even kernel) on [B, H, W, C], written as matrix products: XLA's CPU convolution, and the gradient
+    of shifted slices, are several times slower than a product for kernels and boards this small."""
+    batch, height, width, depth = x.shape
+    if stride == 2 and height % 2 == 0 and width % 2 == 0:
+        # Stride 2 on an even board: the 2 x 2 windows tile it without padding (space-to-depth, then a product).
+        blocks = x.reshape(batch, height // 2, 2, width // 2, 2, depth).transpose(0, 1, 3, 2, 4, 5)
+        return blocks.reshape(batch, height // 2, width // 2, 4 * depth) @ weight.reshape(4 * depth, -1)
+    if stride == 1 and height * width <= _DENSE_POSITIONS:
+        # A small board: the convolution as one dense [H W C, H W C'] matrix built from the kernel, which costs
+        # (H W / 4) x the products' FLOPs but runs near the matrix-product peak, forward and backward.
+        dense = jnp.einsum("opq,oic->piqc", _shifts(height, width), weight.reshape(4, depth, -1))
+        out = x.reshape(batch, -1) @ dense.reshape(height * width * depth, -1)
+        return out.reshape(batch, height, width, -1)
     out_h, out_w = -(-height // stride), -(-width // stride)
     pad_h = max((out_h - 1) * stride + 2 - height, 0)
     pad_w = max((out_w - 1) * stride + 2 - width, 0)
@@ -81,6 +92,20 @@ def _conv2x2(x: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
     patches = jnp.concatenate([x[:, i:i + span_h:stride, j:j + span_w:stride] for i in (0, 1) for j in (0, 1)],
                               axis=-1)
     return patches @ weight.reshape(-1, weight.shape[-1])
+
+
+# Boards up to this many cells take the dense form of a stride-1 convolution (6 x 6 Snake's second layer, 3 x 3).
+_DENSE_POSITIONS = 16
+
+
+def _shifts(height: int, width: int) -> np.ndarray:
+    """[4, H W, H W] 0/1: entry (o, p, q) is 1 when input cell p sits at kernel offset o of output cell q."""
+    table = np.zeros((4, height * width, height * width), np.float32)
+    for o, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        for i in range(height - di):
+            for j in range(width - dj):
+                table[o, (i + di) * width + j + dj, i * width + j] = 1.0
+    return table
 
 
 def _apply(layers, x):

@@ -66,7 +66,8 @@ def sample_gradients(config: metagrad.MetaConfig, state: a2c.A2CState, key: jax.
         batch, env, _ = a2c.collect(config.a2c, state.step.net, state.step.env, rollout_key)
         carry = state.step._replace(batch=batch, env=env)
         grads = metagrad.meta_gradients(metagrad.a2c_step(config), metagrad.final_outer_loss, state.logits, carry,
-                                        jax.random.split(unroll_key, steps), rows, config.remat)
+                                        jax.random.split(unroll_key, steps), rows, config.remat,
+                                        metagrad.forward_directions(config))
         return grads[:, learned]
 
     # One sample at a time: memory of one unroll, not M.

@@ -27,16 +27,17 @@ def test_the_2x2_convolution_equals_xla_same_padding():
     weight = jax.random.normal(jax.random.PRNGKey(1), (2, 2, 5, 7))
 
     @jax.jit
-    def both(x, weight):  # one program for both strides: compiling is most of this test's time
+    def all_forms(x, weight):  # one program for every form: compiling is most of this test's time
         pairs = []
-        for stride, inputs in ((2, x), (1, x[:, :3, :3])):
+        # Even board at stride 2, small board at stride 1 (the two layers on 6 x 6), then the general form.
+        for stride, inputs in ((2, x), (1, x[:, :3, :3]), (2, x[:, :5, :5]), (1, x)):
             expected = jax.lax.conv_general_dilated(inputs, weight, (stride, stride), "SAME",
                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
             pairs.append((network._conv2x2(inputs, weight, stride), expected))
         return pairs
 
-    for got, expected in both(x, weight):
-        assert got.shape == expected.shape == (3, 3, 3, 7)
+    for got, expected in all_forms(x, weight):
+        assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 

@@ -61,16 +61,19 @@ def rmsprop_objective(eta, keys, weights):
     return jnp.dot(weights.astype(eta.dtype), losses)
 
 
-@pytest.mark.parametrize("steps, remat", [(4, False), pytest.param(1, False, marks=pytest.mark.slow),
-                                          pytest.param(4, True, marks=pytest.mark.slow)])
-def test_k_step_meta_gradient_equals_finite_differences_through_rmsprop(steps, remat):
+@pytest.mark.parametrize("steps, mode", [(4, "reverse"), (4, "forward"),
+                                         pytest.param(1, "reverse", marks=pytest.mark.slow),
+                                         pytest.param(4, "remat", marks=pytest.mark.slow)])
+def test_k_step_meta_gradient_equals_finite_differences_through_rmsprop(steps, mode):
     with jax.enable_x64(True):
         optimizer = optax.rmsprop(LR, decay=0.9, eps=1e-3)  # a stateful optimiser: its state is differentiated
         eta = ETA0.astype(jnp.float64)
         keys = jax.random.split(jax.random.PRNGKey(steps), steps)
         weights = metagrad.mixing_weights("none", steps)
+        directions = jnp.eye(2, dtype=jnp.float64) if mode == "forward" else None
         grad, _, _, _ = metagrad.meta_gradient(quadratic_step(optimizer), quadratic_outer, eta,
-                                               start(optimizer, jnp.float64), keys, weights, remat)
+                                               start(optimizer, jnp.float64), keys, weights, mode == "remat",
+                                               directions)
         eps = 1e-6
         numeric = np.array([(rmsprop_objective(eta + eps * e, keys, weights)
                              - rmsprop_objective(eta - eps * e, keys, weights)) / (2 * eps)
@@ -117,6 +120,11 @@ def test_mixing_with_all_weight_on_the_last_step_is_the_k_step_gradient_and_unif
     np.testing.assert_allclose(together[2], geometric @ np.array(k_step), rtol=1e-4, atol=1e-7)
     single, *_ = metagrad.meta_gradient(step, quadratic_outer, ETA0, start(optimizer), keys, last)
     np.testing.assert_allclose(single, together[0], rtol=1e-5)
+    # Forward mode along the first logit alone: that logit's column of every estimator, zeros for the other.
+    forward = metagrad.meta_gradients(step, quadratic_outer, ETA0, start(optimizer), keys, rows,
+                                      directions=jnp.eye(ETA0.size)[:1])
+    np.testing.assert_allclose(forward[:, 0], together[:, 0], rtol=1e-4, atol=1e-7)
+    assert np.all(np.asarray(forward[:, 1:]) == 0)
 
 
 @given(st.integers(1, 9), st.sampled_from(metagrad.MIXES), st.floats(0.05, 1.0))
