@@ -52,7 +52,8 @@ class MetaConfig:
     autodiff: str = "auto"
     """How the meta-gradient is differentiated, both exactly: forward (one tangent pass per learned
     meta-parameter, memory independent of K), reverse (one backward pass whatever their number, activations of
-    all K updates stored), or auto: forward when one meta-parameter is learned, else reverse."""
+    all K updates stored), or auto: forward when one meta-parameter is learned (measured cheaper at every K:
+    BENCHMARKS.md), else reverse."""
     remat: bool = False
     """Reverse mode: recompute each inner update's activations in the backward pass instead of storing them
     (memory ~ 1 update instead of K, at about one more forward pass per update); pays for large K or batches."""
@@ -97,8 +98,12 @@ def unrolled_losses(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta
     body = lambda c, key: step(eta, c, key)  # noqa: E731
     if remat:
         body = jax.checkpoint(body)
-    carry, (losses, metrics) = jax.lax.scan(body, carry, keys)
-    return jnp.concatenate([losses[1:], final_loss(carry)[None]]), metrics, carry
+    # The first update runs outside the loop: its network does not depend on eta, which forward mode then knows
+    # (a symbolic zero tangent, not a zero carried through the loop) and so skips that update's network tangents.
+    carry, (_, first_metrics) = body(carry, keys[0])
+    carry, (losses, metrics) = jax.lax.scan(body, carry, keys[1:])
+    metrics = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first_metrics, metrics)
+    return jnp.concatenate([losses, final_loss(carry)[None]]), metrics, carry
 
 
 def meta_gradient(step: InnerStep, final_loss: Callable[[Any], jax.Array], eta: jax.Array, carry: Any,
