@@ -187,17 +187,27 @@ def execute(command: TrainGFlowNet | ResumeGFlowNet) -> int:
     resume = isinstance(command, ResumeGFlowNet)
     if not resume:
         prepare_out_dir(run_config.out, run_config.overwrite)
-    result = run(algorithm, config, run_config, resume=resume)
+    result = run(algorithm, config, run_config, resume=resume, axis=stored_axis(command) if resume else None)
     print_summary(result.summary, run_config.out)
     return 0
 
 
+def stored_axis(command: ResumeGFlowNet) -> dict[str, list] | None:
+    """The hyperparameter axis a resumed run trained (a sweep's trial: {field path: values}), or None."""
+    from fluxrl.core.rundir import read_run
+
+    axis = read_run(command.resume).get("axis")
+    return dict(axis["values"]) if axis else None
+
+
 def print_summary(summary: dict, out: str) -> None:
     """The final metrics, one per line, and where the files are."""
-    shown = {k: v for k, v in summary.items() if k not in ("per_seed", "seeds")}
+    shown = {k: v for k, v in summary.items() if k not in ("per_seed", "seeds", "members")}
     width = max(len(k) for k in shown)
     for name, value in shown.items():
         text = f"{value:.6g}" if isinstance(value, float) else str(value)
         print(f"  {name:<{width}}  {text}")
     picture = ", distribution.png" if (Path(out) / "distribution.png").exists() else ""
     print(f"results in {out}/ (summary.json, metrics.csv{picture})")
+    if "members" in summary:  # a hyperparameter axis: each member's results in its own directory
+        print(f"members: {', '.join(f'{out}/{name}/' for name in summary['members'])}")

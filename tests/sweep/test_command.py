@@ -1,5 +1,7 @@
 """`fluxrl sweep gflownet`: its command line, its plan, and Ray as an optional extra."""
 
+import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import fluxrl
+from fluxrl.cli import main
 from fluxrl.commands import sweep
 from fluxrl.core.config import ConfigError
 from fluxrl.sweep.executors import RAY_INSTALL
@@ -82,3 +85,15 @@ def test_fluxrl_sweep_with_the_ray_executor_and_no_ray_exits_2_with_one_line(no_
 
     assert run_command_line(["sweep", "--executor", "ray"]) == 2
     assert capsys.readouterr().err == f"fluxrl: error: {RAY_INSTALL}\n"
+
+
+@pytest.mark.slow
+def test_a_trial_with_an_axis_continues_with_train_gflownet_resume(tmp_path, capsys):
+    assert sweep.execute(sweep.parse(["gflownet", *TINY, "--out", str(tmp_path / "s"), "--sweep", "lr=1e-3,3e-4"])) == 0
+    trial, = (tmp_path / "s" / "trials").iterdir()  # learning rates are one trial: a vmapped axis
+    members = json.loads((trial / "config.json").read_text())["axis"]["members"]
+    assert main(["train", "gflownet", "--resume", str(trial), "--iterations", "8", "--no-progress"]) == 0
+    for member in members:
+        with (trial / member / "metrics.csv").open() as file:
+            assert max(int(row["iteration"]) for row in csv.DictReader(file)) == 8
+    assert "members:" in capsys.readouterr().out
