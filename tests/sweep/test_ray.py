@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 import tiny
+import toy
 from fluxrl.core.runner import RunConfig
 from fluxrl.sweep.driver import run_sweep
 from fluxrl.sweep.executors import LocalExecutor, RayExecutor
@@ -20,16 +21,17 @@ RUN = RunConfig(iterations=10, num_seeds=2, log_every=5, eval_every=5, checkpoin
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A local Ray instance with two CPUs; workers unpickle the test's tiny algorithm by value."""
+    """A local Ray instance with two CPUs; workers unpickle the test's tiny algorithm (and the toy it builds on) by
+    value."""
     began = time.perf_counter()
     with warnings.catch_warnings():  # JAX's warning at Ray's fork-and-exec of its processes
         warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    for module in (tiny, sys.modules[__name__]):
+    for module in (toy, tiny, sys.modules[__name__]):
         ray.cloudpickle.register_pickle_by_value(module)
     print(f"ray.init: {time.perf_counter() - began:.1f} s")
     yield
-    for module in (tiny, sys.modules[__name__]):
+    for module in (toy, tiny, sys.modules[__name__]):
         ray.cloudpickle.unregister_pickle_by_value(module)
     ray.shutdown()
 

@@ -1,4 +1,5 @@
-"""A tiny algorithm for sweep tests: noisy gradient descent whose config declares its traced fields.
+"""A tiny algorithm for sweep tests: the toy's noisy gradient descent (`tests/toy.py`), its config declaring its
+traced fields.
 
 `dim` is static (a shape), `lr` and `noise` are traced; `clip` is used in a Python `if`, so it must stay static
 even though it is a number; `explode` makes host-side evaluation raise, for a failing trial. A test may set
@@ -6,13 +7,15 @@ even though it is a number; `explode` makes host-side evaluation raise, for a fa
 """
 
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from fluxrl.core.config import check_range
 from fluxrl.core.runner import Algorithm
+from toy import ToyState as TinyState
+from toy import evaluate, init, make_data
 
 KILL: dict = {}  # {"dim": D, "iteration": I}: a KeyboardInterrupt in the evaluation of that run at that iteration
 
@@ -34,24 +37,6 @@ class TinyConfig:
         check_range("lr", self.lr, 0.0, low_open=True)
 
 
-class TinyState(NamedTuple):
-    """Weights, key and iteration of one run."""
-
-    w: jax.Array
-    key: jax.Array
-    iteration: jax.Array
-
-
-def make_data(config: TinyConfig) -> dict:
-    """The target, shared by every run."""
-    return {"target": jnp.arange(config.dim, dtype=jnp.float32)}
-
-
-def init(config: TinyConfig, data: dict, key: jax.Array) -> TinyState:
-    """Weights at zero."""
-    return TinyState(jnp.zeros(config.dim), key, jnp.int32(0))
-
-
 def update(config: TinyConfig, data: dict, state: TinyState) -> tuple[TinyState, dict]:
     """One noisy gradient step."""
     key, noise_key = jax.random.split(state.key)
@@ -60,11 +45,6 @@ def update(config: TinyConfig, data: dict, state: TinyState) -> tuple[TinyState,
         gradient = jnp.clip(gradient, -config.clip, config.clip)
     w = state.w - config.lr * gradient
     return TinyState(w, key, state.iteration + 1), {"loss": jnp.sum((w - data["target"]) ** 2)}
-
-
-def evaluate(config: TinyConfig, data: dict, state: TinyState, key: jax.Array) -> dict:
-    """Distance to the target."""
-    return {"distance": jnp.linalg.norm(state.w - data["target"])}
 
 
 def evaluate_host(config: TinyConfig, data: dict, state: TinyState, key) -> dict:
