@@ -51,45 +51,15 @@ DEFAULT_MDP_SIGMA = 0.1
 
 
 @dataclass(frozen=True)
-class FPOConfig:
+class FPOConfig(rollout.OnPolicyConfig):
     """FPO; the FPO-specific defaults are the official MuJoCo Playground ones, the rest equal PPOConfig's."""
 
     env: str = "gridworld-two-walls"
     """Environment name in `fluxrl.onpolicy.rollout.ENVS`."""
-    num_envs: int = 100
-    """Environments stepped in parallel."""
-    num_steps: int = 100
-    """Steps of every environment per iteration (the rollout length)."""
-    epochs: int = 10
-    """Passes over each rollout."""
-    minibatches: int = 10
-    """Minibatches per epoch; must divide num_envs * num_steps."""
-    lr: float = 1e-3
-    """Adam learning rate (> 0)."""
-    anneal_iterations: int = 0
-    """Anneal the learning rate linearly to 0 over this many iterations; 0 keeps it constant."""
     clip_eps: float = 0.05
     """Clipping epsilon of the ratio, in (0, 1) (official 0.05; 0.1 and 0.2 were worse in the paper)."""
-    gamma: float = 0.995
-    """Discount, in [0, 1]."""
-    gae_lambda: float = 0.95
-    """GAE lambda, in [0, 1]."""
-    value_coef: float = 0.5
-    """Weight of the value loss 0.5 mean (V - target)^2 in the total loss (>= 0)."""
-    max_grad_norm: float = 10.0
-    """Global gradient-norm clip over actor and critic together (> 0)."""
-    clip_value_loss: bool = False
-    """PPO2's clipped value loss (off, as the official code)."""
-    normalize_observations: bool = True
-    """Normalise observations with running mean and variance of everything seen."""
-    reward_scale: float = 1.0
-    """Rewards are multiplied by this in GAE (not in the reported returns) (> 0)."""
     actor_hidden: tuple[int, ...] = (32, 32, 32, 32)
     """Hidden layer sizes of the velocity network (official 4 x 32)."""
-    critic_hidden: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the critic."""
-    activation: str = "swish"
-    """Hidden activation: tanh, relu or swish (= SiLU, the official)."""
     flow_steps: int = 10
     """Euler steps of the sampler from noise to action."""
     n_mc: int = 8
@@ -110,19 +80,10 @@ class FPOConfig:
     """The velocity network's output is multiplied by this (official policy_mlp_output_scale)."""
 
     def __post_init__(self):
-        for name in ("num_envs", "num_steps", "epochs", "minibatches", "flow_steps", "n_mc", "time_embed_dim"):
+        super().__post_init__()
+        for name in ("flow_steps", "n_mc", "time_embed_dim"):
             check_range(name, getattr(self, name), 1)
-        check_range("anneal_iterations", self.anneal_iterations, 0)
-        for name in ("lr", "max_grad_norm", "reward_scale", "output_scale"):
-            check_range(name, getattr(self, name), 0.0, low_open=True)
-        check_range("value_coef", self.value_coef, 0.0)
-        check_range("clip_eps", self.clip_eps, 0.0, 1.0, low_open=True, high_open=True)
-        check_range("gamma", self.gamma, 0.0, 1.0)
-        check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        for name in ("actor_hidden", "critic_hidden"):
-            for size in getattr(self, name):
-                check_range(name, size, 1)
-        check_choice("activation", self.activation, tuple(rollout.ACTIVATIONS))
+        check_range("output_scale", self.output_scale, 0.0, low_open=True)
         check_choice("output_mode", self.output_mode, ("eps", "u"))
         check_choice("t_sampling", self.t_sampling, ("grid", "uniform"))
         check_choice("ratio", self.ratio, ("cfm", "denoising-mdp"))
@@ -133,7 +94,6 @@ class FPOConfig:
             if self.ratio == "denoising-mdp" and self.sde_sigma == 0:
                 raise ConfigError("ratio denoising-mdp needs sde_sigma > 0 (a deterministic Euler step has no "
                                   "density), e.g. --sde-sigma 0.1.")
-        rollout.check_batch(self.num_envs, self.num_steps, self.minibatches)
 
     @property
     def sigma(self) -> float:
