@@ -47,7 +47,8 @@ class TrainMeta:
     meta_clip: float = 0.1
     """Global-norm clip of the meta-gradient."""
     autodiff: str = "auto"
-    """Meta-gradient by forward or reverse mode (both exact); auto: forward for one learned meta-parameter."""
+    """Meta-gradient by forward or reverse mode (both exact); auto: forward for one learned meta-parameter, unless
+    --remat."""
     remat: bool = False
     """Reverse mode: recompute the inner updates' activations in the backward pass (less memory for large K)."""
     variance_samples: int = 8

@@ -53,7 +53,7 @@ class MetaConfig:
     """How the meta-gradient is differentiated, both exactly: forward (one tangent pass per learned
     meta-parameter, memory independent of K), reverse (one backward pass whatever their number, activations of
     all K updates stored), or auto: forward when one meta-parameter is learned (measured cheaper at every K:
-    BENCHMARKS.md), else reverse."""
+    BENCHMARKS.md) and remat is off, else reverse."""
     remat: bool = False
     """Reverse mode: recompute each inner update's activations in the backward pass instead of storing them
     (memory ~ 1 update instead of K, at about one more forward pass per update); pays for large K or batches."""
@@ -64,6 +64,8 @@ class MetaConfig:
         check_range("inner_steps", self.inner_steps, 1)
         check_choice("mix", self.mix, MIXES)
         check_choice("autodiff", self.autodiff, AUTODIFF)
+        if self.remat and self.autodiff == "forward":
+            raise ConfigError("remat recomputes a backward pass's activations: it needs autodiff reverse or auto.")
         check_range("kappa", self.kappa, 0.0, 1.0, low_open=True)
         check_range("meta_lr", self.meta_lr, 0.0, low_open=True)
         check_range("meta_clip", self.meta_clip, 0.0, low_open=True)
@@ -166,7 +168,8 @@ def learned_mask(config: MetaConfig) -> jax.Array:
 
 def forward_directions(config: MetaConfig) -> jax.Array | None:
     """The learned logits' unit vectors [D, 5] when the config differentiates in forward mode, else None."""
-    forward = config.autodiff == "forward" or (config.autodiff == "auto" and len(config.meta_params) == 1)
+    forward = config.autodiff == "forward" or (config.autodiff == "auto" and len(config.meta_params) == 1
+                                               and not config.remat)
     if not forward:
         return None
     return jnp.eye(len(a2c.META_PARAMS))[jnp.array([a2c.META_PARAMS.index(name) for name in config.meta_params])]

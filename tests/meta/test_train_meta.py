@@ -19,6 +19,16 @@ def test_the_issue_command_line_builds_the_meta_gradient_config(tmp_path):
     plain = train_meta.parse(["--inner-steps", "0", "--gamma", "0.9", "--out", str(tmp_path / "plain")])
     algorithm, config = train_meta.algorithm_and_config(plain)
     assert algorithm is a2c.ALGORITHM and config.gamma == 0.9
+    # One learned meta-parameter: forward mode by default, reverse with --remat; several: reverse.
+    one = train_meta.algorithm_and_config(train_meta.parse(["--out", str(tmp_path / "one")]))[1]
+    assert metagrad.forward_directions(one).shape == (1, len(a2c.META_PARAMS))
+    remat = train_meta.algorithm_and_config(train_meta.parse(["--remat", "--out", str(tmp_path / "remat")]))[1]
+    assert metagrad.forward_directions(remat) is None and metagrad.forward_directions(config_of(command)) is None
+
+
+def config_of(command):
+    """The config a parsed command trains."""
+    return train_meta.algorithm_and_config(command)[1]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -27,6 +37,7 @@ def test_the_issue_command_line_builds_the_meta_gradient_config(tmp_path):
     (["--mix", "harmonic"], "mix must be one of"),
     (["--inner-steps", "0", "--mix", "uniform"], "--mix needs"),
     (["--env", "snake-5x5"], "env must be one of"),
+    (["--autodiff", "forward", "--remat"], "remat recomputes"),
 ])
 def test_mistakes_stop_with_one_sentence(args, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
