@@ -19,9 +19,9 @@ TINY_STUDY = dataclasses.replace(
 def test_a_tiny_reproduction_writes_the_report_with_ratios_and_gamma(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "STUDIES", (TINY_STUDY,))
     monkeypatch.setattr(experiment, "HORIZONS", (2,))
-    report = experiment.execute(experiment.ReproduceMetagrad(out=str(tmp_path), seeds=2, progress=False))
-    assert report == 0
-    text = (tmp_path / "report.md").read_text()
+    report = experiment.reproduce(out=str(tmp_path), seeds=2, progress=False)
+    assert report == tmp_path / "report.md"
+    text = report.read_text()
     assert "cpu-reduced-1" in text and "K-step / uniform mix" in text and "24.9" in text
     for figure in ("snake-6x6.png", "variance.png"):
         assert (tmp_path / figure).stat().st_size > 0
