@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.runner import Algorithm
 from fluxrl.onpolicy import rollout
+from fluxrl.onpolicy.config import OnPolicyConfig
 from fluxrl.onpolicy.rollout import MLP, OnPolicyState
 
 # Bound of a per-pair log-ratio in the per-sample variant (official fpo.py, `jnp.clip(..., -3.0, 3.0)`).
@@ -51,7 +52,7 @@ DEFAULT_MDP_SIGMA = 0.1
 
 
 @dataclass(frozen=True)
-class FPOConfig(rollout.OnPolicyConfig):
+class FPOConfig(OnPolicyConfig):
     """FPO; the FPO-specific defaults are the official MuJoCo Playground ones, the rest equal PPOConfig's."""
 
     env: str = "gridworld-two-walls"

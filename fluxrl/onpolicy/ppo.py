@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from fluxrl.core.config import check_range
 from fluxrl.core.runner import Algorithm
 from fluxrl.onpolicy import rollout
+from fluxrl.onpolicy.config import OnPolicyConfig
 from fluxrl.onpolicy.rollout import MLP, OnPolicyState
 
 # The FPO reference's floor on the standard deviation (networks.py, gaussian_policy_fwd).
@@ -42,7 +43,7 @@ ACTOR_OUTPUT_SCALE = 0.01
 
 
 @dataclass(frozen=True)
-class PPOConfig(rollout.OnPolicyConfig):
+class PPOConfig(OnPolicyConfig):
     """Gaussian PPO; defaults are rejax's tuned gymnax Pendulum-v1 PPO (module docstring)."""
 
     env: str = "pendulum"
