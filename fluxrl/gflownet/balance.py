@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,11 @@ AUXILIARY = (lggfn.LGGFNConfig, teacher.TeacherConfig, sagfn.SAGFNConfig)
 @dataclass(frozen=True)
 class BalanceConfig:
     """A GFlowNet trained with TB, DB or SubTB, optionally with an exploration strategy."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only through arithmetic on arrays. weight_decay does not (the optimiser chain is picked by
+    # `if weight_decay == 0.0`).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr", "log_z_lr", "subtb_lambda", "epsilon", "temperature")
 
     env: EnvConfig = field(default_factory=HypergridConfig)
     """The environment and its reward."""

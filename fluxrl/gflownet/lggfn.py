@@ -8,6 +8,7 @@ auxiliary mechanics (who samples what, who trains on what) are in `exploration.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,9 @@ from fluxrl.gflownet.sampler import Trajectories
 @dataclass(frozen=True)
 class LGGFNConfig:
     """Loss-guided exploration by an auxiliary GFlowNet."""
+
+    # Swept, traced as one vmapped axis (`fluxrl.sweep.traced`): it enters the update only as a factor of the reward.
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lam",)
 
     aux_fraction: float = 0.5
     """Fraction of the main model's batch taken from the auxiliary GFlowNet's samples, in (0, 1)."""

@@ -8,7 +8,7 @@ it samples, and the predictor then trains on them. The shared auxiliary mechanic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,9 @@ NOVELTY_FLOOR = 1e-12
 @dataclass(frozen=True)
 class SAGFNConfig:
     """Novelty-seeking exploration by an auxiliary GFlowNet with an RND bonus."""
+
+    # Swept, these become one vmapped axis (`fluxrl.sweep.traced`): they enter the update only as array arithmetic.
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("beta_e", "beta_i", "beta_sn", "rnd_lr")
 
     aux_fraction: float = 0.5
     """Fraction of the main model's batch taken from the auxiliary GFlowNet's samples, in (0, 1)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,12 @@ PER_PRIORITIES = ("abs", "huber")
 @dataclass(frozen=True)
 class SoftDQNConfig:
     """A GFlowNet trained by soft DQN (munchausen_alpha = 0) or Munchausen DQN (munchausen_alpha > 0)."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only through arithmetic on arrays. munchausen_alpha does not (it sets the tempered policy's static tau, and
+    # `if munchausen_alpha > 0` skips a pass), nor l0 (it may be None) or weight_decay (an optimiser chosen by it).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr", "epsilon", "temperature", "leaf_coefficient", "target_polyak",
+                                                "per_alpha", "per_beta", "per_beta_final")
 
     env: EnvConfig = field(default_factory=HypergridConfig)
     """The environment and its reward."""

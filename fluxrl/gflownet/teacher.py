@@ -8,6 +8,7 @@ model is there. The shared auxiliary mechanics are in `exploration.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,9 @@ LOSS_FLOOR = 1e-12
 @dataclass(frozen=True)
 class TeacherConfig:
     """Exploration by an auxiliary GFlowNet rewarded by R * loss_main^lambda."""
+
+    # Swept, traced as one vmapped axis (`fluxrl.sweep.traced`): it enters the update only as an exponent.
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("loss_exponent",)
 
     aux_fraction: float = 0.5
     """Fraction of the main model's batch taken from the teacher's samples, in (0, 1)."""
