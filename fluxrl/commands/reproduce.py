@@ -35,8 +35,8 @@ class ReproduceOptions:
     cpus_per_run: int = 1
     """CPUs Ray reserves for each run."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf, fpo:
-    cpu-reduced-1; metagrad: cpu-reduced-1); empty: the default."""
+    """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf:
+    cpu-reduced-1; fpo: cpu-reduced-2 or paper; metagrad: cpu-reduced-1); empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
@@ -86,6 +86,8 @@ class ReproduceFPO(ReproduceOptions):
     ablations in continuous control, with a report."""
 
     out: str = "runs/reproduce-fpo"
+    seeds: int = 5
+    """Seeds per method in the grid world (continuous control runs 3)."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Study:
     lower_is_better: bool
     method_overrides: dict = field(default_factory=dict)  # per-method config changes
     eval_at_start: bool = True  # also evaluate the untrained model (a curve's first point)
+    seeds: int | None = None  # seeds of this study's runs; None: the reproduction's --seeds
 
 
 @contextlib.contextmanager
@@ -61,6 +62,7 @@ def run_method(study: Study, method: str, out: Path, seeds: int, progress: bool,
 
     began = time.perf_counter()
     run_dir = method_dir(out, study, method)
+    seeds = study.seeds or seeds
     log_every = max(study.iterations // 100, 1)
     run_config = RunConfig(iterations=study.iterations, num_seeds=seeds, out=str(run_dir),
                            log_every=log_every, eval_every=study.eval_every, eval_at_start=study.eval_at_start,
@@ -191,7 +193,7 @@ def run_reproduction(all_studies: tuple[Study, ...], config_of: Callable[[Study,
         # to it when runs of several studies overlap (on Ray), so that the shares add up to the wall time.
         seconds[study.name] = wall * spent / compute if compute else 0.0
         results[study.name] = summarise(study, rows)
-        plot_study(study, rows, out_dir / f"{study.name}.png", seeds, protocol)
+        plot_study(study, rows, out_dir / f"{study.name}.png", study.seeds or seeds, protocol)
     (out_dir / "results.json").write_text(json.dumps({"protocol": protocol, "seeds": seeds, "scale": scale,
                                                       "seconds": seconds, "studies": results}, indent=2) + "\n")
     return write_report(chosen, results, out_dir, seeds, seconds)
@@ -235,7 +237,7 @@ def rebuild_from_runs(out: str, all_studies, summarise: Callable[[Study, dict], 
     for study in chosen:
         rows = stored_rows(out_dir, study)
         results[study.name] = summarise(study, rows)
-        plot_study(study, rows, out_dir / f"{study.name}.png", stored["seeds"], protocol)
+        plot_study(study, rows, out_dir / f"{study.name}.png", study.seeds or stored["seeds"], protocol)
     stored["studies"] = results
     (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
     return write_report(chosen, results, out_dir, stored["seeds"], stored["seconds"], stored.get("datasets"))

@@ -1,104 +1,145 @@
-"""`fluxrl reproduce fpo`: FPO against Gaussian PPO (McAllister et al. 2025) under a reduced CPU protocol.
+"""`fluxrl reproduce fpo`: FPO against Gaussian PPO (McAllister et al. 2025), on the official code's protocols.
 
-Studies: (a) the grid world `two_walls`, where the claim is about the shape of the policy: at saddle states FPO's
-actions split between the two goals and its rollouts from one start reach both, where a Gaussian commits to one;
-(b) continuous control, where the claim is about return: FPO matches or beats a tuned Gaussian PPO, and its
-ablations go the paper's way (n_mc 8 > 4 > 1; the eps-MSE loss over the plain velocity loss). The report opens with
-the protocol table against the official code (akanazawa/fpo) and prints the paper's numbers beside ours.
+Studies: (a) the grid world `two_walls` under the official grid-world protocol (akanazawa/fpo `gridworld/`), where
+the claim is about the shape of the policy: at saddle states FPO's actions are two modes heading to the two goals,
+where a Gaussian commits to one. It is judged by a bimodality measure that an untrained policy and a wide unimodal
+Gaussian fail (`fluxrl/onpolicy/bimodality.py`), with those controls measured beside the trained methods. (b)
+Continuous control, where the claim is about return: FPO matches or beats a tuned Gaussian PPO (MuJoCo Playground
+DM Control under the official Playground settings at a reduced batch and budget; gymnax Pendulum, which the paper
+does not run, with its ablations). The report opens with the protocol table and puts the paper's numbers beside ours
+with the budget ratio. `--protocol paper` runs the paper's DM Control budget (2,048 envs, 60M steps, the 5 x 256
+critic); its wall time on this machine is estimated in docs/onpolicy.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from fluxrl.experiments.common import (Study, final_values, method_dir, rebuild_from_runs, run_reproduction,
                                        store_run_facts, wall_time_line)
 
-PROTOCOL = "cpu-reduced-1"
-PROTOCOLS = (PROTOCOL,)
+PROTOCOL = "cpu-reduced-2"
+PAPER_PROTOCOL = "paper"
+PROTOCOLS = (PROTOCOL, PAPER_PROTOCOL)
 OFFICIAL = "akanazawa/fpo"
 GRID = "gridworld"
-# method -> (algorithm, FPO config changes); the ablations change one FPO setting each
-METHODS = {"FPO": ("fpo", {}), "Gaussian PPO": ("ppo", {}), "FPO n_mc 1": ("fpo", dict(n_mc=1)),
-           "FPO n_mc 4": ("fpo", dict(n_mc=4)), "FPO u-output": ("fpo", dict(output_mode="u"))}
+# fluxrl's earlier grid-world settings: Playground's FPO (clip 0.05, n_mc 8, t on the sampler grid, eps loss, averaged
+# losses, Fourier time, output x 0.25, tanh actions) on vectorised rollouts with observation normalisation, a global
+# gradient clip and per-minibatch advantages. A separately labelled row, never the protocol of the comparison.
+FLUXRL_GRID = dict(num_envs=16, num_steps=128, minibatches=8, grad_clip="global", adam_eps=1e-5, value_coef=0.5,
+                   advantage_normalization="minibatch", time_limit="bootstrap", normalize_observations=True,
+                   squash="tanh", network_init="lecun", clip_eps=0.05, n_mc=8, t_sampling="grid", output_mode="eps",
+                   pair_average="losses", time_embed_dim=8, output_scale=0.25)
+# method -> (algorithm, config changes); the ablations change one FPO setting each
+METHODS = {"FPO": ("fpo", {}), "Gaussian PPO": ("ppo", {}), "FPO, fluxrl settings": ("fpo", FLUXRL_GRID),
+           "FPO n_mc 1": ("fpo", dict(n_mc=1)), "FPO n_mc 4": ("fpo", dict(n_mc=4)),
+           "FPO u-output": ("fpo", dict(output_mode="u"))}
 ABLATIONS = ("FPO n_mc 1", "FPO n_mc 4", "FPO u-output")
-GRID_ITERATIONS = 100  # 16 envs x 128 steps each: 204,800 env steps per seed
-CONTROL = {"pendulum": 100, "dmc-cartpole-balance": 125, "dmc-reacher-easy": 125}  # iterations: 1M env steps each
+GRID_ITERATIONS = 100  # 12 envs x 171 steps each: 205,200 env steps per seed
+CONTROL = {"pendulum": 100, "dmc-cartpole-balance": 33, "dmc-reacher-easy": 33}  # iterations: about 1M env steps
+CONTROL_SEEDS = 3  # seeds of the continuous-control studies (the grid world's come from --seeds, default 5)
 ABLATION_ENV = "pendulum"
+# The paper's DM Control budget: 2,048 envs x 480 steps per update, 61 updates (60M steps), the 5 x 256 critic.
+PAPER_DMC = dict(num_envs=2048, critic_hidden=(256,) * 5)
+PAPER_DMC_ITERATIONS = 61
+# The wide unimodal control: a Gaussian of fixed std 1 (as wide as the action box) centred between the goals.
+WIDE_STD = 1.0
 
 STUDIES = (
-    Study(GRID, "grid world two_walls: saddle-state actions and goals from one start", dict(env="gridworld-two-walls"),
-          ("FPO", "Gaussian PPO"), iterations=GRID_ITERATIONS, eval_every=25,
-          curves=("episode_return", "saddle_split", "goals_reached"), headline="saddle_split", lower_is_better=False),
+    Study(GRID, "grid world two_walls, official grid-world protocol: are saddle-state actions two modes?",
+          dict(env="gridworld-two-walls"), ("FPO", "Gaussian PPO", "FPO, fluxrl settings"),
+          iterations=GRID_ITERATIONS, eval_every=25,
+          curves=("episode_return", "saddle_two_modes", "start_dip", "saddle_split", "goals_reached"),
+          headline="saddle_two_modes", lower_is_better=False),
 ) + tuple(
     Study(env, f"{env}: training episodes' return", dict(env=env),
           ("FPO", "Gaussian PPO") + (ABLATIONS if env == ABLATION_ENV else ()), iterations=iterations,
           eval_every=iterations, curves=("episode_return",), headline="episode_return", lower_is_better=False,
-          eval_at_start=False)
+          eval_at_start=False, seeds=CONTROL_SEEDS)
     for env, iterations in CONTROL.items())
 
 # The paper's numbers (arXiv 2507.21053; 10 MuJoCo Playground DM Control tasks, 5 seeds, 60M steps): mean return.
-PAPER = {"FPO": 759.3, "Gaussian PPO (tuned)": 667.8, "Gaussian PPO (default)": 577.2, "DPPO-style denoising MDP": 652.5,
-         "FPO n_mc 4": 731.2, "FPO n_mc 1": 691.6, "FPO u-output": 665.0}
-NOTEBOOK = {"FPO": 877.8, "Gaussian PPO": 560.7}  # the public CheetahRun notebook at 60 outer steps
+PAPER = {"FPO": "759.3 ± 45.3", "Gaussian PPO (tuned)": "667.8 ± 66.0", "Gaussian PPO (default)": "577.2",
+         "DPPO-style denoising MDP": "652.5", "FPO n_mc 4": "731.2", "FPO n_mc 1": "691.6", "FPO u-output": "665.0"}
+# The public notebooks on CheetahRun (playground/train_fpo.ipynb, train_ppo.ipynb), evaluation return at 60M steps.
+NOTEBOOK = {"FPO": 877.8, "Gaussian PPO": 560.7}
+OFFICIAL_UPDATE_STEPS = 2048 * 480  # env steps per update (fpo.py:64-70)
+OFFICIAL_STEPS = 61 * OFFICIAL_UPDATE_STEPS
 
 CLAIMS = {
-    "bimodal": "at saddle states FPO's actions split between both goals, Gaussian PPO's do not (saddle_split)",
-    "goals": "from one start, FPO's rollouts reach both goals, Gaussian PPO's one (goals_reached)",
+    "bimodal": "at saddle states FPO's actions are two modes heading to the two goals; Gaussian PPO's are not, and "
+               "neither are the controls' (saddle_two_modes)",
     "return": "FPO matches or beats Gaussian PPO (final training return)",
     "n_mc 8 vs 4": "n_mc 8 beats n_mc 4 (paper 759.3 vs 731.2)",
     "n_mc 8 vs 1": "n_mc 8 beats n_mc 1 (paper 759.3 vs 691.6)",
     "eps vs u": "the eps-MSE loss beats the plain velocity loss (paper 759.3 vs 665.0)",
 }
-PAIRS = {"bimodal": ("FPO", "Gaussian PPO", "saddle_split"), "goals": ("FPO", "Gaussian PPO", "goals_reached"),
+PAIRS = {"bimodal": ("FPO", "Gaussian PPO", "saddle_two_modes"),
          "return": ("FPO", "Gaussian PPO", "episode_return"), "n_mc 8 vs 4": ("FPO", "FPO n_mc 4", "episode_return"),
          "n_mc 8 vs 1": ("FPO", "FPO n_mc 1", "episode_return"),
          "eps vs u": ("FPO", "FPO u-output", "episode_return")}
 
-# setting | official code (path:line) | ours | why they differ ("" where they agree)
+# setting | official code (path:line) | ours | why they differ ("" where the code does the same)
 PROTOCOL_TABLE = (
-    ("grid world", "gridworld/utils/gridworld.py (25x25, +20 goal, -10 death, 100 steps)",
-     "fluxrl/envs/control/gridworld.py, checked step for step against it", "starts never inside a wall; a goal at "
-     "step 100 is a termination only (its docstring)"),
-    ("time convention", "grid world: noise at t = 0 (diffusion_policy.py:93); Playground: noise at t = 1 "
-     "(playground/src/flow_policy/fpo.py:185)", "the paper's: noise at tau = 0, action at 1", "one convention; a "
-     "test shows the other gives the same losses and ratios"),
-    ("grid-world policy", "64-64 MLP on [obs, x_t, t] (models/network.py), raw action", "64-64 ReLU MLP on [obs, "
-     "x_tau, 8-dim Fourier(tau)], output x 0.25, action tanh(x_1)", "one FPO network for every task (Playground's "
-     "embedding, scale and squashing)"),
-    ("grid-world batch", "2,048 steps of whole episodes per iteration, 10 epochs (main.py:121-124), 6 minibatches",
-     "16 envs x 128 steps, 10 epochs x 8 minibatches", "vectorised rollouts; 6 does not divide 2,048"),
-    ("grid-world optimiser", "Adam 3e-4 annealed over 200M steps, gamma 0.99, GAE 0.98, grad-norm 0.5 (main.py:"
-     "123-126, models/ppo.py)", "the same, constant lr", "annealing over 200M steps is constant over our 205k"),
-    ("FPO ratio samples", "grid world: n_mc 50, t uniform, velocity loss, per-pair differences clamped to +-3 then "
-     "averaged (main.py:131, models/fpo.py); Playground: n_mc 8, t on the sampler grid, eps loss, losses averaged "
-     "before exp (fpo.py:23-33)", "Playground's everywhere: n_mc 8, grid t, eps loss, averaged before exp",
-     "one FPO; the Playground settings are the paper's best (its ablation)"),
-    ("clip epsilon", "grid world 0.2 (main.py:126); Playground FPO 0.05 (fpo.py:44)", "FPO 0.05, Gaussian PPO 0.2",
-     "0.2 collapsed FPO's saddle split in 2 of 4 seeds here (0.05: 0 of 4)"),
-    ("grid-world budget", "200M steps requested (main.py:64), stopped by hand", "100 iterations = 204,800 env steps "
-     "per seed", "budget: both methods reach the goal from every start (return 20) by iteration 50"),
-    ("continuous control", "10 Playground DM Control tasks, 2,048 envs x 30 steps x 32 minibatches per update, 60M "
-     "steps, 5 seeds (fpo.py:46-56)", "Playground CartpoleBalance and ReacherEasy (impl jax) with 64 envs x 125 steps, "
-     "1M steps; gymnax Pendulum-v1 with rejax's sizes (100 envs x 100 steps), 1M steps; 3 seeds", "CPU budget: the "
-     "official setting is about 10 h per task per seed here"),
-    ("Gaussian PPO", "Brax PPO tuned per task (train_ppo.ipynb)", "fluxrl's PPO: rejax's tuned Pendulum config; on "
-     "DM Control the same with 64 x 125 rollouts and entropy bonus 0.01", "one set of shared settings per task "
-     "(fluxrl/onpolicy/tuned.py)"),
-    ("FPO on continuous control", "lr 3e-4, clip 0.05, 4 x 32 SiLU velocity network, reward x 10 (fpo.py:23-56)",
-     "lr 3e-4, clip 0.1 (Pendulum: 64-64 network), reward x 1, the shared sizes", "at these small batches clip 0.05 "
-     "learned slower on Pendulum; lr 1e-3 with clip 0.2 diverged"),
-    ("DM Control episodes", "1,000 steps; an ended episode restarts from the state its env first drew; a time "
-     "limit zeroes the TD error (playground/src/flow_policy/rollouts.py:229-268, 302-305)", "the same restarts "
-     "(fluxrl/envs/control/playground_adapter.py); a time limit bootstraps from the final observation's value",
-     "our GAE's one rule for every environment"),
-    ("critic", "5 x 256 SiLU (fpo.py:163)", "64-64 SiLU for both methods", "CPU cost"),
-    ("ablations", "n_mc 1 / 4 / 8 and eps vs u loss over the 10 tasks", "the same four FPO variants on Pendulum",
-     "budget: one task"),
-    ("evaluation", "evaluation episodes of the deterministic policy (Brax's evaluator)", "the training episodes' "
-     "mean return in the last logged iterations; the grid world: 1,000 samples per saddle state and 64 rollouts from "
-     "the start cell (fluxrl/onpolicy/gridworld_eval.py)", "the training curve needs no separate environment"),
-    ("official code run here", "—", "not run", "it needs Python 3.12, wandb and (grid world) PyTorch"),
+    ("grid world", "gridworld/utils/gridworld.py: 25x25, goals rows 0-1 and 23-24 (+20), 100-step limit (:261), "
+     "actions clipped then rounded (:341), starts uniform off the goals (:330-333)",
+     "fluxrl/envs/control/gridworld.py", "none in the dynamics; docs/official_runs.md: the official environment "
+     "and ours stepped on recorded action sequences"),
+    ("time convention", "noise at t = 0 (diffusion_policy.py:132)", "noise at tau = 0", ""),
+    ("grid-world networks", "64-64 ReLU, PyTorch default init (models/network.py); FPO input [obs, x_t, raw t] "
+     "(diffusion_policy.py:133), raw unsquashed action", "the same (network_init torch, time_embed_dim 0, "
+     "output_scale 1, squash none)", ""),
+    ("grid-world batch", "whole episodes until >= 2,048 steps (2,048-2,147), 10 epochs, 6 minibatches of "
+     "steps // 6 plus a remainder minibatch of 1-5 (main.py:121-124, models/ppo.py:124-143, 438)",
+     "12 envs x 171 steps = 2,052, 10 epochs x 6 minibatches of 342", "vectorised fixed-length rollouts; a rollout "
+     "ending mid-episode bootstraps from the critic"),
+    ("grid-world optimiser", "Adam 3e-4 (eps 1e-8) per network, each clipped to norm 0.5; lr annealed over 200M steps "
+     "(constant within 1%); MSE critic loss (models/fpo.py:45-46, 177-182, 223-235)", "one Adam over both networks "
+     "(element-wise, so the same steps), per-network clip 0.5, value_coef 2 on the 0.5 MSE, constant lr", ""),
+    ("grid-world returns", "gamma 0.99, GAE 0.98, no bootstrap at any episode end (models/ppo.py:197-223), "
+     "advantages standardised over the batch (eps 1e-10)", "the same (time_limit terminate, advantage_normalization "
+     "batch, eps 1e-8)", ""),
+    ("grid-world FPO", "n_mc 50, t ~ U(0, 1), velocity loss, per-pair differences clamped to +-3, averaged, "
+     "clamped again (main.py:131, diffusion_policy.py:101-136, models/fpo.py:212-216), clip 0.2, no KL stop",
+     "the same", ""),
+    ("grid-world Gaussian", "fixed covariance diag(0.5), raw action, KL early stop at 0.02 on the last minibatch of "
+     "an epoch (models/ppo.py:57-58, 154-182, 440), clip 0.2", "the same (fixed_std 0.7071, target_kl 0.02, squash "
+     "none)", ""),
+    ("grid-world budget", "200M steps requested (main.py:64), stopped by hand", "100 iterations = 205,200 env steps "
+     "per seed, 5 seeds", "budget: both methods reach a goal from every start (return 20) well before; chosen on "
+     "the return, not on the bimodality measure"),
+    ("grid-world measure", "none in the code; the paper shows action samples at saddle states", "saddle_two_modes: "
+     "share of saddle states whose own samples are two modes heading to the two goals (docs/metrics.md), with an "
+     "untrained FPO, an untrained Gaussian and a std-1 Gaussian as controls; the paper's figure of samples", ""),
+    ("continuous control", "10 Playground DM Control tasks, 2,048 envs x 480 steps per update (983,040), 61 updates "
+     "= 60M steps, 5 seeds (fpo.py:44-59, 64-70)", "CartpoleBalance and ReacherEasy (impl jax), 64 envs x 480 steps "
+     "per update (30,720: 1/32), 33 updates = 1M steps (1/60), 3 seeds; `--protocol paper`: 2,048 envs, 61 updates",
+     "CPU budget (docs/onpolicy.md gives the paper budget's estimated time)"),
+    ("Playground FPO and PPO", "16 epochs x 32 minibatches of chunks of 30 steps, advantages recomputed per "
+     "minibatch with the current critic (fpo.py:521-550), reward x 10, gamma 0.995, lambda 0.95, Adam 3e-4 "
+     "(eps 1e-8), no grad clip, 0.25 x MSE value loss, a time limit zeroes the TD error, advantage and value loss "
+     "(rollouts.py:288-330, fpo.py:684)", "the same (gae_chunk 30, time_limit zero)", ""),
+    ("Playground advantage form", "Brax's r_t + gamma vs_{t+1} - V_t (rollouts.py:324-325)", "GAE A_t = sum of "
+     "(gamma lambda)^k delta_{t+k}", "one advantage estimator in fluxrl (the one-step lookahead differs by lambda)"),
+    ("Playground observation normalisation", "running statistics updated before the epochs; the variance sum is "
+     "not accumulated (math_utils.py:70-72)", "statistics updated after the epochs (the ratio starts at 1), "
+     "accumulated exactly", "the official variance shrinks with the number of updates, a bug we do not copy"),
+    ("Playground FPO", "clip 0.05, n_mc 8, t on the sampler grid, eps-MSE, losses averaged before exp, 4 x 32 SiLU, "
+     "output x 0.25, 8-dim Fourier t, tanh actions (fpo.py:19-41)", "the same", ""),
+    ("Playground Gaussian PPO", "lr 3e-4 and clip 0.1 (train_ppo.ipynb cell 5) over Brax's DM Control params: "
+     "entropy 0.01, 4 x 32 SiLU with a state-dependent std, tanh actions", "the same", ""),
+    ("critic", "5 x 256 SiLU (fpo.py:138)", "64-64 SiLU (paper protocol: 5 x 256)", "at 1M steps the 5 x 256 critic "
+     "is about 25 TFLOP per run, about 4 min per seed here; 64-64 costs under 1/50 of it"),
+    ("Pendulum", "not in the paper", "gymnax Pendulum-v1, rejax's tuned PPO sizes for both, FPO's official lr 3e-4 "
+     "and clip 0.05, 1M steps, 3 seeds; the ablations n_mc 1 / 4 and the u loss", "a cheap extra task; nothing "
+     "tuned on its result"),
+    ("evaluation", "Playground: 128 evaluation episodes after training (rollouts.py:112-167); grid world: training "
+     "episodes", "the training episodes' mean return at the last iteration; the grid world: 1,000 samples per saddle "
+     "state and 64 rollouts from the start cell (fluxrl/onpolicy/gridworld_eval.py)", "the training curve needs no "
+     "separate environment; FPO's official evaluation samples the noise too"),
 )
 
 
@@ -108,13 +149,20 @@ def protocol_table() -> list[str]:
     return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
 
 
-def study_config(study: Study, method: str):
-    """(algorithm, config) of one method of a study: the environment's tuned settings plus the method's change."""
+def study_config(study: Study, method: str, protocol: str = PROTOCOL):
+    """(algorithm, config) of one method of a study: the environment's settings plus the method's change."""
     from fluxrl.commands.train_onpolicy import algorithm_for
-    from fluxrl.onpolicy.tuned import tuned_config
+    from fluxrl.onpolicy.tuned import CONFIG_TYPES, tuned_config
 
     algorithm, changes = METHODS[method]
-    config = tuned_config(algorithm, study.config["env"], **changes)
+    if method == "FPO, fluxrl settings":
+        shared = dict(epochs=10, lr=3e-4, gamma=0.99, gae_lambda=0.98, max_grad_norm=0.5, actor_hidden=(64, 64),
+                      critic_hidden=(64, 64), activation="relu")
+        config = CONFIG_TYPES[algorithm](env=study.config["env"], **shared, **changes)
+    else:
+        if protocol == PAPER_PROTOCOL and study.name.startswith("dmc-"):
+            changes = {**PAPER_DMC, **changes}
+        config = tuned_config(algorithm, study.config["env"], **changes)
     return algorithm_for(config), config
 
 
@@ -133,6 +181,50 @@ def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
     return {"final": final, "pairs": pairs}
 
 
+def control_configs() -> dict:
+    """The grid-world controls: the untrained policies of the official protocol and a wide unimodal Gaussian."""
+    from fluxrl.onpolicy.tuned import tuned_config
+
+    env = "gridworld-two-walls"
+    wide = dataclasses.replace(tuned_config("ppo", env), fixed_std=WIDE_STD, mean_output_scale=1e-6)
+    return {"untrained FPO": tuned_config("fpo", env), "untrained Gaussian": tuned_config("ppo", env),
+            f"wide Gaussian (std {WIDE_STD:g})": wide}
+
+
+def measure_controls(seeds: int) -> dict:
+    """The grid-world evaluation of each control for `seeds` seeds: metric -> mean, std, per-seed values."""
+    import jax
+
+    from fluxrl.commands.train_onpolicy import algorithm_for
+    from fluxrl.onpolicy import gridworld_eval, plots
+
+    measured = {}
+    for name, config in control_configs().items():
+        algorithm = algorithm_for(config)
+        env_params = algorithm.make_data(config)
+        evaluate = gridworld_eval.evaluation(plots.policy_of)
+        untrained = jax.jit(lambda key: evaluate(config, env_params, algorithm.init(config, env_params, key),
+                                                 jax.random.fold_in(key, 1)))
+        per_seed = [untrained(jax.random.PRNGKey(seed)) for seed in range(seeds)]
+        measured[name] = {metric: {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                                   "seeds": [float(v) for v in values]}
+                          for metric in STUDIES[0].curves if metric in per_seed[0]
+                          for values in [[float(m[metric]) for m in per_seed]]}
+    return measured
+
+
+def bimodal_verdict(final: dict, controls: dict) -> str:
+    """held when FPO's saddle_two_modes exceeds Gaussian PPO's and every control's by more than the larger seed std
+    of the two compared; not held when it does not exceed Gaussian PPO's; not separated otherwise."""
+    metric = "saddle_two_modes"
+    ours = final["FPO"][metric]
+    rivals = {"Gaussian PPO": final["Gaussian PPO"][metric], **{k: v[metric] for k, v in controls.items()}}
+    beats = {name: ours["mean"] - rival["mean"] > max(ours["std"], rival["std"]) for name, rival in rivals.items()}
+    if all(beats.values()):
+        return "held"
+    return "not held" if ours["mean"] <= rivals["Gaussian PPO"]["mean"] else "not separated"
+
+
 def verdict(claim: str, outcome: str) -> str:
     """Whether a paired outcome (better / tie / worse of FPO) goes the paper's way."""
     if claim == "return":  # the claim is parity or better
@@ -140,8 +232,8 @@ def verdict(claim: str, outcome: str) -> str:
     return "held" if outcome == "better" else ("not separated" if outcome == "tie" else "not held")
 
 
-def start_action_figure(study: Study, out: Path, seeds: int) -> Path | None:
-    """The FPO vs Gaussian PPO figure of action samples at the start cell, from the runs' final checkpoints."""
+def start_action_figure(study: Study, out: Path, seeds: int, protocol: str) -> Path | None:
+    """The figure of action samples at the start cell of every grid-world method, from the final checkpoints."""
     import jax
 
     from fluxrl.core import checkpoint
@@ -150,8 +242,8 @@ def start_action_figure(study: Study, out: Path, seeds: int) -> Path | None:
     layout = gridworld_eval.layout_of(study.config["env"])
     runs = {}
     for method in study.methods:
-        _, config = study_config(study, method)
-        module = fpo if method.startswith("FPO") else ppo
+        _, config = study_config(study, method, protocol)
+        module = fpo if isinstance(config, fpo.FPOConfig) else ppo
         env_params = module.make_data(config)
         template = jax.eval_shape(jax.vmap(lambda key: module.init(config, env_params, key)),
                                   jax.random.split(jax.random.PRNGKey(0), seeds))
@@ -162,70 +254,128 @@ def start_action_figure(study: Study, out: Path, seeds: int) -> Path | None:
     return path
 
 
-def _cell(result: dict, metric: str, digits: int) -> str:
+def _cell(result: dict, metric: str) -> str:
     value = result[metric]
+    digits = 1 if metric == "episode_return" else 3
     return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
 
 
-def write_report(studies: list[Study], results: dict, out: Path, seeds: int, seconds: dict) -> Path:
+def _grid_section(study: Study, final: dict, controls: dict) -> list[str]:
+    metrics = study.curves
+    lines = ["| policy | " + " | ".join(metrics) + " | saddle_two_modes per seed |", "|---|" + "---|" * (len(metrics) + 1)]
+    for name, values in {**final, **controls}.items():
+        cells = [_cell(values, m) if m in values else "—" for m in metrics]
+        per_seed = ", ".join(f"{v:.2f}" for v in values["saddle_two_modes"]["seeds"])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {per_seed} |")
+    return lines + ["", "The controls are untrained (no training iteration); `saddle_split` and `goals_reached` "
+                    "measure spread and the wide Gaussian scores well on them, `saddle_two_modes` and `start_dip` "
+                    "measure shape (docs/metrics.md)."]
+
+
+def write_report(studies: list[Study], results: dict, out: Path, seeds: int, seconds: dict,
+                 protocol: str = PROTOCOL, skipped: tuple[str, ...] = ()) -> Path:
     """report.md: protocol table, the claims task by task, then each study's table and figures."""
-    lines = [f"# FPO against Gaussian PPO (protocol `{PROTOCOL}`)", "",
-             "A reduced CPU protocol: small budgets and one continuous-control task family instead of the paper's "
-             "10 DM Control tasks at 60M steps; the paper's numbers are printed beside ours to say where the methods "
-             "stand there, not what we should match.", "", "## Protocol", "", *protocol_table(), "",
-             f"{seeds} seeds per method. A beats B when A's mean final value exceeds B's by more than the larger of "
-             "the two seed standard deviations (the noise floor); inside it, a tie.", "",
-             wall_time_line(seconds), "", "## The paper's claims, task by task", "",
-             *(f"- {name}: {text}." for name, text in CLAIMS.items()), "",
-             "| study | claim | outcome of FPO | verdict |", "|---|---|---|---|"]
+    budget = (f"DM Control budget: {CONTROL['dmc-cartpole-balance'] * 64 * 480:,} env steps per task and seed, "
+              f"1/{OFFICIAL_STEPS / (CONTROL['dmc-cartpole-balance'] * 64 * 480):.0f} of the paper's "
+              f"{OFFICIAL_STEPS:,}; 30,720 steps per update, 1/{OFFICIAL_UPDATE_STEPS // 30720} of the paper's "
+              f"{OFFICIAL_UPDATE_STEPS:,}." if protocol == PROTOCOL else
+              f"DM Control budget: the paper's, {OFFICIAL_STEPS:,} env steps per task and seed.")
+    lines = [f"# FPO against Gaussian PPO (protocol `{protocol}`)", "",
+             "The grid world runs the official grid-world protocol; continuous control runs the official Playground "
+             "settings at a reduced batch and budget on two DM Control tasks instead of ten. The paper's numbers "
+             "stand beside ours to say where the methods stand at the paper's budget, not what ours should match.",
+             "", "## Protocol", "", *protocol_table(), "",
+             f"{seeds} seeds per method in the grid world, {CONTROL_SEEDS} in continuous control. A beats B when A's mean final value exceeds B's by more than the larger of "
+             "the two seed standard deviations (the noise floor); inside it, a tie.", "", budget, "",
+             wall_time_line(seconds), ""]
+    if skipped:
+        lines += [f"Skipped: {', '.join(skipped)} (MuJoCo Playground is not installed: pip install "
+                  "'fluxrl[playground]').", ""]
+    lines += ["## The paper's claims, task by task", "", *(f"- {name}: {text}." for name, text in CLAIMS.items()),
+              "", "| study | claim | outcome of FPO | verdict |", "|---|---|---|---|"]
+    controls = results.get("controls", {})
     for study in studies:
         for claim, outcome in results[study.name]["pairs"].items():
-            lines.append(f"| {study.name} | {claim} | {outcome} | {verdict(claim, outcome)} |")
-    lines += ["", "Paper (10 DM Control tasks, mean return): " + ", ".join(f"{k} {v}" for k, v in PAPER.items())
-              + ". CheetahRun notebook: FPO 877.8 vs Gaussian PPO 560.7.", ""]
+            shown = verdict(claim, outcome)
+            if claim == "bimodal" and controls:
+                shown = bimodal_verdict(results[study.name]["final"], controls)
+            lines.append(f"| {study.name} | {claim} | {outcome} | {shown} |")
+    lines += ["", "Paper (10 DM Control tasks, 5 seeds, 60M steps, mean return): "
+              + ", ".join(f"{k} {v}" for k, v in PAPER.items())
+              + f". CheetahRun notebooks at 60M steps: FPO {NOTEBOOK['FPO']} vs Gaussian PPO "
+              f"{NOTEBOOK['Gaussian PPO']}.", ""]
     for study in studies:
         final = results[study.name]["final"]
         lines += [f"## {study.name}", "", f"{study.title}. {study.iterations} iterations; "
-                  f"{seconds.get(study.name, 0.0):.0f} s.", "",
-                  "| method | " + " | ".join(study.curves) + " | per seed (" + study.headline + ") |",
-                  "|---|" + "---|" * (len(study.curves) + 1)]
-        for method in study.methods:
-            cells = [_cell(final[method], metric, 3 if metric != "episode_return" else 1) for metric in study.curves]
-            per_seed = ", ".join(f"{v:.3g}" for v in final[method][study.headline]["seeds"])
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {per_seed} |")
+                  f"{seconds.get(study.name, 0.0):.0f} s.", ""]
+        if study.name == GRID:
+            lines += _grid_section(study, final, controls)
+        else:
+            lines += ["| method | episode_return | per seed | paper (10-task mean, 60M steps) |", "|---|---|---|---|"]
+            for method in study.methods:
+                per_seed = ", ".join(f"{v:.3g}" for v in final[method]["episode_return"]["seeds"])
+                paper = PAPER.get("Gaussian PPO (tuned)" if method == "Gaussian PPO" else method, "—")
+                paper = paper if study.name.startswith("dmc-") else "— (not in the paper)"
+                lines.append(f"| {method} | {_cell(final[method], 'episode_return')} | {per_seed} | {paper} |")
         lines += ["", f"![{study.name}]({study.name}.png)", ""]
         if study.name == GRID and (out / f"{GRID}-start-actions.png").exists():
             lines += ["Actions at the start cell (17, 12), a saddle state, after training: each dot one of 1,000 "
-                      "samples, coloured by the goal its move heads to.", "",
-                      f"![start actions]({GRID}-start-actions.png)", ""]
+                      "samples as the environment gets them before its clip, coloured by the goal its move heads to.",
+                      "", f"![start actions]({GRID}-start-actions.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def reproduce(out: str = "runs/reproduce-fpo", seeds: int = 3, scale: float = 1.0,
-              studies: tuple[str, ...] | None = None, progress: bool = True, protocol: str = PROTOCOL) -> Path:
-    """Run the protocol (iterations multiplied by `scale`), draw the saddle-state figure, write the report."""
-    from fluxrl.core.config import ConfigError, check_choice
+def _with_controls(out_dir: Path, studies: list[Study], results: dict, seeds: int) -> dict:
+    """results plus the grid-world controls (measured once, stored in results.json)."""
+    import json
 
-    check_choice("protocol", protocol, PROTOCOLS)
+    if not any(study.name == GRID for study in studies):
+        return results
+    stored = json.loads((out_dir / "results.json").read_text())
+    if "controls" not in stored:
+        stored["controls"] = measure_controls(seeds)
+        (out_dir / "results.json").write_text(json.dumps(stored, indent=2) + "\n")
+    return {**results, "controls": stored["controls"]}
+
+
+def reproduce(out: str = "runs/reproduce-fpo", seeds: int = 5, scale: float = 1.0,
+              studies: tuple[str, ...] | None = None, progress: bool = True, protocol: str = PROTOCOL) -> Path:
+    """Run the protocol (iterations multiplied by `scale`), measure the controls, draw the start-cell figure, write
+    the report. The DM Control studies are skipped, and named in the report, when MuJoCo Playground is missing."""
+    from fluxrl.core.config import check_choice
     from fluxrl.envs.control import playground_adapter
 
-    chosen = [s.name for s in STUDIES if studies is None or s.name in studies]
-    if any(name.startswith("dmc-") for name in chosen) and not playground_adapter.available():
-        raise ConfigError(f"the DM Control studies need MuJoCo Playground: {playground_adapter.INSTALL_HINT}, or "
-                          "choose --studies gridworld pendulum.")
+    check_choice("protocol", protocol, PROTOCOLS)
+    chosen = [s for s in STUDIES if studies is None or s.name in studies]
+    skipped = ()
+    if not playground_adapter.available():
+        skipped = tuple(s.name for s in chosen if s.name.startswith("dmc-"))
+        if progress and skipped:
+            print(f"skipping {', '.join(skipped)}: {playground_adapter.INSTALL_HINT}")
+    names = tuple(s.name for s in chosen if s.name not in skipped)
+    all_studies = tuple(dataclasses.replace(s, iterations=PAPER_DMC_ITERATIONS, eval_every=PAPER_DMC_ITERATIONS)
+                        if protocol == PAPER_PROTOCOL and s.name.startswith("dmc-") else s for s in STUDIES)
 
     def report(chosen, results, out_dir, seeds_, seconds):
+        results = _with_controls(out_dir, chosen, results, seeds_)
         if any(study.name == GRID for study in chosen):
-            start_action_figure(next(s for s in chosen if s.name == GRID), out_dir, seeds_)
+            start_action_figure(next(s for s in chosen if s.name == GRID), out_dir, seeds_, protocol)
         store_run_facts(out_dir, seconds, None)
-        return write_report(chosen, results, out_dir, seeds_, seconds)
+        return write_report(chosen, results, out_dir, seeds_, seconds, protocol, skipped)
 
-    return run_reproduction(STUDIES, study_config, summarise, report, protocol, out, seeds, scale, studies, progress)
+    config_of = lambda study, method: study_config(study, method, protocol)
+    return run_reproduction(all_studies, config_of, summarise, report, protocol, out, seeds, scale, names, progress)
 
 
 def rebuild_report(out: str = "runs/reproduce-fpo") -> Path:
     """report.md again from the runs already in `out`."""
-    return rebuild_from_runs(out, STUDIES, summarise, lambda *a, **k: write_report(*a[:5]), PROTOCOL)
+    import json
 
+    protocol = json.loads((Path(out) / "results.json").read_text()).get("protocol", PROTOCOL)
+
+    def report(chosen, results, out_dir, seeds, seconds, *_):
+        return write_report(chosen, _with_controls(out_dir, chosen, results, seeds), out_dir, seeds, seconds, protocol)
+
+    return rebuild_from_runs(out, STUDIES, summarise, report, protocol)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
-from fluxrl.onpolicy.rollout import ACTIVATIONS
+from fluxrl.onpolicy.rollout import ACTIVATIONS, INITS, TIME_LIMITS
 
 
 def check_batch(num_envs: int, num_steps: int, minibatches: int) -> None:
@@ -43,7 +44,29 @@ class OnPolicyConfig:
     value_coef: float = 0.5
     """Weight of the value loss 0.5 mean (V - target)^2 in the total loss (>= 0)."""
     max_grad_norm: float = 10.0
-    """Global gradient-norm clip over actor and critic together (> 0)."""
+    """Gradient-norm clip (> 0; inf: none), over actor and critic together or each network apart (grad_clip)."""
+    grad_clip: str = "global"
+    """global (one norm over both networks) or per-network (each clipped on its own, the official grid world's two
+    optimisers)."""
+    adam_eps: float = 1e-5
+    """Adam's epsilon (PureJaxRL 1e-5; PyTorch and optax default 1e-8) (> 0)."""
+    target_kl: Optional[float] = None
+    """Stop the epochs of an iteration once the last minibatch's KL estimate exceeds this (PPO's early stop, the
+    official grid-world Gaussian's 0.02); None: never."""
+    advantage_normalization: str = "minibatch"
+    """Advantages standardised per minibatch or once over the whole batch (the official grid world)."""
+    time_limit: str = "bootstrap"
+    """At a time limit: bootstrap from the final observation's value; terminate (no value after it, the official grid
+    world); or zero (the step's TD error, advantage and value loss set to 0, the official Playground code)."""
+    gae_chunk: int = 0
+    """0: advantages once per rollout. L > 0: recomputed with the current critic for every minibatch, over chunks of
+    L consecutive steps of one environment, minibatches made of whole chunks (the official Playground code, L = 30)."""
+    squash: str = "tanh"
+    """The environment gets tanh of the policy's sample, or the raw sample (none: the environment clips, as the
+    official grid world)."""
+    network_init: str = "lecun"
+    """Weights of both networks: lecun (LeCun-uniform weights, zero biases) or torch (PyTorch's nn.Linear default,
+    uniform +-1/sqrt(fan_in) weights and biases, the official grid world)."""
     clip_value_loss: bool = False
     """PPO2's clipped value loss; off as in the FPO reference (Andrychowicz et al. 2021 find it does not help)."""
     normalize_observations: bool = True
@@ -61,7 +84,8 @@ class OnPolicyConfig:
         for name in ("num_envs", "num_steps", "epochs", "minibatches"):
             check_range(name, getattr(self, name), 1)
         check_range("anneal_iterations", self.anneal_iterations, 0)
-        for name in ("lr", "max_grad_norm", "reward_scale"):
+        check_range("gae_chunk", self.gae_chunk, 0)
+        for name in ("lr", "max_grad_norm", "reward_scale", "adam_eps"):
             check_range(name, getattr(self, name), 0.0, low_open=True)
         check_range("value_coef", self.value_coef, 0.0)
         check_range("clip_eps", self.clip_eps, 0.0, 1.0, low_open=True, high_open=True)
@@ -71,4 +95,22 @@ class OnPolicyConfig:
             for size in getattr(self, name):
                 check_range(name, size, 1)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_batch(self.num_envs, self.num_steps, self.minibatches)
+        check_choice("grad_clip", self.grad_clip, ("global", "per-network"))
+        check_choice("advantage_normalization", self.advantage_normalization, ("minibatch", "batch"))
+        check_choice("time_limit", self.time_limit, TIME_LIMITS)
+        check_choice("squash", self.squash, ("tanh", "none"))
+        check_choice("network_init", self.network_init, tuple(INITS))
+        if self.target_kl is not None:
+            check_range("target_kl", self.target_kl, 0.0, low_open=True)
+        if self.gae_chunk:
+            if self.num_steps % self.gae_chunk:
+                raise ConfigError(f"gae_chunk must divide num_steps = {self.num_steps}, got {self.gae_chunk}.")
+            chunks = self.num_envs * self.num_steps // self.gae_chunk
+            if chunks % self.minibatches:
+                raise ConfigError(f"minibatches must divide the rollout's {chunks} chunks of gae_chunk = "
+                                  f"{self.gae_chunk} steps, got {self.minibatches}.")
+            if self.advantage_normalization == "batch":
+                raise ConfigError("advantage_normalization batch needs advantages computed once per rollout "
+                                  "(gae_chunk 0); with gae_chunk they are new in every minibatch.")
+        else:
+            check_batch(self.num_envs, self.num_steps, self.minibatches)

@@ -16,16 +16,18 @@ Per-sample CFM loss of a pair (tau, eps), averaged over action dimensions as the
 
 The ratio of an action (`ratio="cfm"`): its `n_mc` pairs (tau_i, eps_i) and old losses l_old_i are drawn once at
 rollout time, stored with the transition and reused in every epoch (common random numbers), and
-r = exp(mean_i l_old_i - mean_i l_i) (losses averaged before the exp, the official default), or with
-`average_losses_before_exp=False` one ratio per pair, r_i = exp(clip(l_old_i - l_i, -3, 3)), each clipped in the
-surrogate (official fpo.py, the `else` branch of `average_losses_before_exp`). `ratio="denoising-mdp"` is the
+r = exp(mean_i l_old_i - mean_i l_i) (`pair_average="losses"`, the official Playground default); `per-pair`: one
+ratio per pair, r_i = exp(clip(l_old_i - l_i, -3, 3)), each clipped in the surrogate (official fpo.py, the `else`
+branch of `average_losses_before_exp`); `clamped`: r = exp(clip(mean_i clip(l_old_i - l_i, -3, 3), -3, 3)) (the
+official grid world, gridworld/models/fpo.py:212-216). `ratio="denoising-mdp"` is the
 paper's DPPO-style baseline: every Euler step is a Gaussian transition x_{k+1} ~ N(x_k + v / K, sde_sigma^2 I), and
 each step's likelihood ratio enters the clipped surrogate as one sample.
 
 Actions: the environment gets tanh(x_1) and the pre-squash x_1 is stored (official `rollouts.py`, line 225), as for
-the Gaussian baseline. The velocity network is an MLP on [obs, x_tau, Fourier(tau)], Fourier(tau) = cos, sin of
-tau 2^k for k < time_embed_dim / 2 (official `embed_timestep`), its output multiplied by `output_scale` on every call
-(official `policy_mlp_output_scale`). No entropy bonus: exploration comes from the initial noise. The critic, GAE,
+the Gaussian baseline; with `squash="none"` it gets x_1 itself and clips it (the official grid world). The velocity
+network is an MLP on [obs, x_tau, Fourier(tau)], Fourier(tau) = cos, sin of tau 2^k for k < time_embed_dim / 2
+(official `embed_timestep`; time_embed_dim 0: the raw scalar tau, as the official grid world), its output multiplied by
+`output_scale` on every call (official `policy_mlp_output_scale`). No entropy bonus: exploration comes from the initial noise. The critic, GAE,
 observation normalisation and the epochs are `rollout.py`'s, shared with Gaussian PPO.
 """
 
@@ -69,21 +71,25 @@ class FPOConfig(OnPolicyConfig):
     """CFM loss: eps (the velocity supervised as a noise prediction, tau^2-weighted) or u (plain velocity)."""
     t_sampling: str = "grid"
     """Where the pairs' tau is drawn: grid (the sampler's step times k / flow_steps, official) or uniform in [0, 1)."""
-    average_losses_before_exp: bool = True
-    """One ratio per action from the averaged losses; off: one ratio per pair, log-ratio clipped to +-3."""
+    pair_average: str = "losses"
+    """How the n_mc pairs make a ratio: losses (r = exp(mean old - mean new), Playground's default), per-pair (one
+    ratio per pair, each log-ratio clipped to +-3, each clipped in the surrogate) or clamped (each pair's loss
+    difference clamped to +-3, averaged, clamped again, then exp: the official grid world)."""
     ratio: str = "cfm"
     """cfm (FPO) or denoising-mdp (the DPPO-style baseline: per-Euler-step Gaussian likelihood ratios)."""
     sde_sigma: Optional[float] = None
     """Noise added at every Euler step (default: 0 for cfm, 0.1 for denoising-mdp, which needs it > 0)."""
     time_embed_dim: int = 8
-    """Size of the Fourier embedding of tau (even)."""
+    """Size of the Fourier embedding of tau (even); 0 feeds the raw scalar tau (the official grid world)."""
     output_scale: float = 0.25
     """The velocity network's output is multiplied by this (official policy_mlp_output_scale)."""
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("flow_steps", "n_mc", "time_embed_dim"):
+        for name in ("flow_steps", "n_mc"):
             check_range(name, getattr(self, name), 1)
+        check_range("time_embed_dim", self.time_embed_dim, 0)
+        check_choice("pair_average", self.pair_average, ("losses", "per-pair", "clamped"))
         check_range("output_scale", self.output_scale, 0.0, low_open=True)
         check_choice("output_mode", self.output_mode, ("eps", "u"))
         check_choice("t_sampling", self.t_sampling, ("grid", "uniform"))
@@ -104,17 +110,10 @@ class FPOConfig(OnPolicyConfig):
         return DEFAULT_MDP_SIGMA if self.ratio == "denoising-mdp" else 0.0
 
 
-def fpo_playground_config(env: str) -> FPOConfig:
-    """The official FPO settings for MuJoCo Playground DM Control (fpo.py's FpoConfig: 2048 envs, 16 epochs x 32
-    minibatches of 1024 sequences x 30 steps, here minibatches of 30,720 single steps; lr 3e-4, reward x 10,
-    gamma 0.995, value coefficient 0.25 on the squared error, critic 5 x 256; no gradient clipping)."""
-    return FPOConfig(env=env, num_envs=2048, num_steps=480, epochs=16, minibatches=32, lr=3e-4, gamma=0.995,
-                     gae_lambda=0.95, value_coef=0.5, max_grad_norm=math.inf, reward_scale=10.0,
-                     critic_hidden=(256,) * 5)
-
-
 def fourier(tau: jax.Array, size: int) -> jax.Array:
-    """[cos(tau 2^k), sin(tau 2^k)] for k < size / 2, for tau [..., 1]: [..., size]."""
+    """[cos(tau 2^k), sin(tau 2^k)] for k < size / 2, for tau [..., 1]: [..., size]; tau itself when size is 0."""
+    if size == 0:
+        return tau
     scaled = tau * 2.0 ** jnp.arange(size // 2)
     return jnp.concatenate([jnp.cos(scaled), jnp.sin(scaled)], axis=-1)
 
@@ -130,7 +129,7 @@ class FlowActor(eqx.Module):
         """v [..., A] at observations [..., O], points x [..., A] and times tau [..., 1] (broadcast together)."""
         shape = jnp.broadcast_shapes(observation.shape[:-1], x.shape[:-1], tau.shape[:-1])
         features = [jnp.broadcast_to(observation, (*shape, observation.shape[-1])), jnp.broadcast_to(x, (*shape,
-                    x.shape[-1])), jnp.broadcast_to(fourier(tau, self.time_embed_dim), (*shape, self.time_embed_dim))]
+                    x.shape[-1])), jnp.broadcast_to(fourier(tau, self.time_embed_dim), (*shape, max(self.time_embed_dim, 1)))]
         return self.net(jnp.concatenate(features, axis=-1)) * self.output_scale
 
 
@@ -218,7 +217,7 @@ def sample(config: FPOConfig) -> Callable[[FlowActor], rollout.Sample]:
             else:
                 path = jnp.moveaxis(path, 0, -2)  # [n, K + 1, A]
                 extras = (path, denoising_log_likelihood(actor, observation, path, config.sigma))
-            return jnp.tanh(action), action, extras
+            return (jnp.tanh(action) if config.squash == "tanh" else action), action, extras
         return act
     return for_actor
 
@@ -230,9 +229,12 @@ def log_ratio(config: FPOConfig, actor: FlowActor, observation: jax.Array, actio
         return denoising_log_likelihood(actor, observation, path, config.sigma) - old, None
     tau, eps, old = extras
     new = cfm_loss(actor, observation, action, tau, eps, config.output_mode)
-    if config.average_losses_before_exp:
+    if config.pair_average == "losses":
         return jnp.mean(old, axis=-1) - jnp.mean(new, axis=-1), new
-    return jnp.clip(old - new, -PER_SAMPLE_LOG_RATIO_CLIP, PER_SAMPLE_LOG_RATIO_CLIP), new
+    clipped = jnp.clip(old - new, -PER_SAMPLE_LOG_RATIO_CLIP, PER_SAMPLE_LOG_RATIO_CLIP)
+    if config.pair_average == "per-pair":
+        return clipped, new
+    return jnp.clip(jnp.mean(clipped, axis=-1), -PER_SAMPLE_LOG_RATIO_CLIP, PER_SAMPLE_LOG_RATIO_CLIP), new
 
 
 def make_data(config: FPOConfig) -> Any:
@@ -244,9 +246,10 @@ def init(config: FPOConfig, env_params: Any, key: jax.Array) -> OnPolicyState:
     """Fresh velocity network and critic, Adam, no observation statistics, fresh environments."""
     env = rollout.make_env(config.env)
     actor_key, critic_key, key = jax.random.split(key, 3)
-    inputs = env.observation_size + env.action_size + config.time_embed_dim
-    net = MLP((inputs, *config.actor_hidden, env.action_size), config.activation, actor_key)
-    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key)
+    inputs = env.observation_size + env.action_size + max(config.time_embed_dim, 1)
+    net = MLP((inputs, *config.actor_hidden, env.action_size), config.activation, actor_key, init=config.network_init)
+    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key,
+                 init=config.network_init)
     actor = FlowActor(net, config.output_scale, config.time_embed_dim)
     return rollout.init_state(config, env_params, actor, critic, key)
 

@@ -8,6 +8,11 @@ section 5.1: at saddle states a flow policy's actions are bimodal, where a Gauss
   shares: 0 for a policy that commits to one goal at every saddle state, 0.5 for an even split; `saddle_bimodal`
   the share of saddle states where both goals hold at least 20% of the samples; `start_split` the smaller share at
   the start cell.
+- `saddle_two_modes` is the share of saddle states where the policy's own samples (before any tanh or clip) are two
+  modes (`fluxrl/onpolicy/bimodality.py`: the band between the two fitted modes holds under half the samples of the
+  sparser mode's band, and the smaller mode holds at least 20%) whose centres head to different goals; `start_dip`
+  and `start_two_modes` the dip and that verdict at the start cell. Unlike `saddle_split`, a broad unimodal policy
+  fails them.
 - From the layout's start cell (`gridworld.start_position`, a saddle state), `rollouts` episodes run with the
   stochastic policy; `goals_reached` counts the distinct goals their first episodes end in, and `goal_k_share` the
   share of those episodes that end in goal k.
@@ -23,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxrl.envs.control import gridworld
-from fluxrl.onpolicy import rollout
+from fluxrl.onpolicy import bimodality, rollout
 
 # The nine grid moves, in the order `move_index` numbers them.
 MOVES = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)], np.int32)
@@ -75,12 +80,28 @@ def heading_shares(headings: jax.Array, moves: jax.Array) -> jax.Array:
     return jnp.stack([jnp.mean(side == 0, axis=1), jnp.mean(side == 1, axis=1)], axis=1)
 
 
-def saddle_actions(policy: rollout.Sample, stats, cells: jax.Array, key: jax.Array, samples: int) -> jax.Array:
-    """Env actions [n, samples, 2] of `policy` at cells [n, 2] (observations normalised by `stats`, or not if None)."""
+def saddle_actions(policy: rollout.Sample, stats, cells: jax.Array, key: jax.Array, samples: int,
+                   own: bool = False) -> jax.Array:
+    """Env actions [n, samples, 2] of `policy` at cells [n, 2] (observations normalised by `stats`, or not if None);
+    with `own`, the policy's own samples before any squashing or clipping."""
     observation = rollout.normalize(stats, gridworld.observe(jnp.asarray(cells)))
     repeated = jnp.repeat(observation, samples, axis=0)
-    actions = policy(repeated, key)[0]
+    actions = policy(repeated, key)[1 if own else 0]
     return actions.reshape(len(cells), samples, -1)
+
+
+def env_action(config, own_action: jax.Array) -> jax.Array:
+    """What the environment gets for a policy's own sample: its tanh, or itself (squash none)."""
+    return jnp.tanh(own_action) if config.squash == "tanh" else own_action
+
+
+def two_goal_modes(config, headings: jax.Array, own_actions: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(dip [n], two modes heading to different goals [n] bool) of own samples [n, samples, 2] at n saddle states
+    with move headings [n, 9]."""
+    ratio, weight, means = jax.vmap(bimodality.dip)(own_actions)
+    mode_sides = jnp.take_along_axis(headings, move_index(env_action(config, means)), axis=1)  # [n, 2]
+    apart = (jnp.sort(mode_sides, axis=1) == jnp.array([0, 1])).all(axis=1)
+    return ratio, (ratio < bimodality.MAX_DIP) & (weight >= bimodality.MIN_WEIGHT) & apart
 
 
 def start_rollouts(policy: rollout.Sample, stats, layout: str, params: gridworld.GridWorldParams, key: jax.Array,
@@ -114,13 +135,15 @@ def evaluation(policy_of: PolicyOf) -> Callable:
         policy = policy_of(config)(state.actor)
         stats = state.obs_stats if config.normalize_observations else None
         saddle_key, rollout_key = jax.random.split(key)
-        actions = saddle_actions(policy, stats, cells, saddle_key, SAMPLES_PER_STATE)
-        shares = heading_shares(jnp.asarray(headings), move_index(actions))
+        own = saddle_actions(policy, stats, cells, saddle_key, SAMPLES_PER_STATE, own=True)
+        shares = heading_shares(jnp.asarray(headings), move_index(env_action(config, own)))
+        dips, two_modes = two_goal_modes(config, jnp.asarray(headings), own)
         smaller = jnp.min(shares, axis=1)
         start = int(np.flatnonzero((cells == gridworld.start_position(layout)).all(axis=1))[0])
         outcome = start_rollouts(policy, stats, layout, env_params, rollout_key, ROLLOUTS)
         metrics = {"saddle_split": jnp.mean(smaller), "saddle_bimodal": jnp.mean(smaller >= BIMODAL_SHARE),
-                   "start_split": smaller[start],
+                   "start_split": smaller[start], "saddle_two_modes": jnp.mean(two_modes),
+                   "start_dip": dips[start], "start_two_modes": two_modes[start].astype(jnp.float32),
                    "goals_reached": jnp.sum(jnp.any(outcome[:, None] == jnp.arange(gridworld.MAX_GOALS), axis=0))}
         for goal in range(gridworld.MAX_GOALS):
             metrics[f"goal_{goal}_share"] = jnp.mean(outcome == goal)

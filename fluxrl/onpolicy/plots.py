@@ -55,7 +55,9 @@ def plot_start_actions(runs: dict[str, tuple[Any, Any]], layout: str, path: str 
             for edge in (-0.5, 0.5):  # where the environment's rounding changes the move
                 ax.axhline(edge, color="k", lw=0.5, ls=":")
                 ax.axvline(edge, color="k", lw=0.5, ls=":")
-            ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal", xticks=[-1, 0, 1], yticks=[-1, 0, 1])
+            # Raw (unsquashed) actions can leave [-1, 1]; the environment clips them.
+            limit = max(1.05, 1.05 * float(np.quantile(np.abs(actions), 0.99)))
+            ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal")
             shares = [np.mean(heading == side) for side in (0, 1)]
             ax.set_title(f"{name}, seed {seeds[column]}: {shares[0]:.0%} / {shares[1]:.0%}", fontsize=9)
         axes[row, 0].set_ylabel("action y")

@@ -17,20 +17,20 @@ swish 64-64, observation normalisation). That file's `total_timesteps: 150_000` 
 iteration per evaluation and ceil(150,000 / 2,000) = 75 evaluations, so 75 iterations, 750k env steps. Pendulum is
 solved (about -200) only there: measured with rejax 0.1.3's own evaluation (128 episodes of the sampled policy) on
 seeds 0-2, rejax reaches -835 / -635 / -386 / -276 (mean) after 15 / 30 / 45 / 75 iterations, these defaults
--807 / -198 / -266 / -228. `fpo_playground_config()` gives the FPO paper's tuned Gaussian PPO for DM Control instead.
+-807 / -198 / -266 / -228. The FPO paper's tuned Gaussian PPO for DM Control is `fluxrl.onpolicy.tuned`'s dmc settings.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from fluxrl.core.config import check_range
+from fluxrl.core.config import ConfigError, check_range
 from fluxrl.core.runner import Algorithm
 from fluxrl.onpolicy import rollout
 from fluxrl.onpolicy.config import OnPolicyConfig
@@ -53,33 +53,38 @@ class PPOConfig(OnPolicyConfig):
     """Weight of the entropy bonus (>= 0)."""
     state_dependent_std: bool = False
     """The network's head gives the std (the FPO reference); off: one learned std per action dimension (rejax)."""
+    fixed_std: Optional[float] = None
+    """A fixed, unlearned std of the Gaussian (the official grid world's covariance diag(0.5): std 0.7071); None:
+    learned."""
+    mean_output_scale: float = ACTOR_OUTPUT_SCALE
+    """The mean head's initial weights are multiplied by this (0.01 as CleanRL / PureJaxRL; 1: the plain init)."""
 
     def __post_init__(self):
         super().__post_init__()
         check_range("entropy_coef", self.entropy_coef, 0.0)
-
-
-def fpo_playground_config(env: str) -> PPOConfig:
-    """The FPO paper's tuned Gaussian PPO for MuJoCo Playground DM Control (`playground/train_ppo.ipynb`: Brax's
-    `dm_control_suite_params.brax_ppo_config` with lr 3e-4 and clip 0.1; actor 4 x 32, critic 5 x 256, SiLU). Its
-    minibatches of 1024 sequences of 30 steps become minibatches of 30,720 single steps; it clips no gradient. Its
-    policy head gives a state-dependent std (`networks.py`, `gaussian_policy_fwd`)."""
-    return PPOConfig(env=env, num_envs=2048, num_steps=480, epochs=16, minibatches=32, lr=3e-4, clip_eps=0.1,
-                     gamma=0.995, gae_lambda=0.95, value_coef=0.5, entropy_coef=1e-2, max_grad_norm=math.inf,
-                     state_dependent_std=True, actor_hidden=(32,) * 4, critic_hidden=(256,) * 5, activation="swish",
-                     reward_scale=10.0)
+        check_range("mean_output_scale", self.mean_output_scale, 0.0, low_open=True)
+        if self.fixed_std is not None:
+            check_range("fixed_std", self.fixed_std, 0.0, low_open=True)
+            if self.state_dependent_std:
+                raise ConfigError("fixed_std and state_dependent_std exclude each other: a fixed std is not given by "
+                                  "the network's head.")
 
 
 class GaussianActor(eqx.Module):
-    """The policy network and, with a state-independent std, its pre-softplus scale vector (else empty)."""
+    """The policy network and, with a learned state-independent std, its pre-softplus scale vector (else empty);
+    a fixed std and whether the environment gets tanh of the sample are static."""
 
     net: MLP
     scale: jax.Array
+    fixed_std: Optional[float] = eqx.field(static=True, default=None)
+    squash: bool = eqx.field(static=True, default=True)
 
 
 def distribution(actor: GaussianActor, observation: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean, std) of the pre-squash Gaussian at observations [..., O]."""
+    """(mean, std) of the (pre-squash) Gaussian at observations [..., O]."""
     out = actor.net(observation)
+    if actor.fixed_std is not None:
+        return out, jnp.full(out.shape, actor.fixed_std, out.dtype)
     action_size = out.shape[-1] if actor.scale.size else out.shape[-1] // 2
     mean = out[..., :action_size]
     scale = jnp.broadcast_to(actor.scale, mean.shape) if actor.scale.size else out[..., action_size:]
@@ -91,31 +96,38 @@ def tanh_log_det(pre_tanh: jax.Array) -> jax.Array:
     return 2.0 * (math.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
 
 
-def squashed_log_prob(mean: jax.Array, std: jax.Array, pre_tanh: jax.Array) -> jax.Array:
-    """log density of a = tanh(u) at u = pre_tanh, u ~ N(mean, diag std^2): log N(u) - sum log(1 - tanh(u)^2)."""
+def squashed_log_prob(mean: jax.Array, std: jax.Array, pre_tanh: jax.Array, squash: bool = True) -> jax.Array:
+    """log density of a = tanh(u) at u = pre_tanh, u ~ N(mean, diag std^2): log N(u) - sum log(1 - tanh(u)^2);
+    without `squash`, log N(u)."""
     gaussian = -0.5 * ((pre_tanh - mean) / std) ** 2 - jnp.log(std) - 0.5 * math.log(2.0 * math.pi)
-    return jnp.sum(gaussian - tanh_log_det(pre_tanh), axis=-1)
+    return jnp.sum(gaussian - (tanh_log_det(pre_tanh) if squash else 0.0), axis=-1)
 
 
-def squashed_entropy(mean: jax.Array, std: jax.Array, key: jax.Array) -> jax.Array:
-    """One-sample estimate of the entropy of tanh(u): H[N(mean, std^2)] + sum log|d tanh/du| at one sample u."""
+def squashed_entropy(mean: jax.Array, std: jax.Array, key: jax.Array, squash: bool = True) -> jax.Array:
+    """One-sample estimate of the entropy of tanh(u): H[N(mean, std^2)] + sum log|d tanh/du| at one sample u;
+    without `squash`, H[N(mean, std^2)]."""
     gaussian = jnp.sum(0.5 + 0.5 * math.log(2.0 * math.pi) + jnp.log(std), axis=-1)
+    if not squash:
+        return gaussian
     pre_tanh = mean + std * jax.random.normal(key, mean.shape)
     return gaussian + jnp.sum(tanh_log_det(pre_tanh), axis=-1)
 
 
 def sample(actor: GaussianActor) -> rollout.Sample:
-    """The rollout policy: u ~ N(mean, std^2); the environment gets tanh(u); u and log pi(tanh(u)) are stored."""
+    """The rollout policy: u ~ N(mean, std^2); the environment gets tanh(u) (or u, unsquashed); u and its log pi are
+    stored."""
     def act(observation, key):
         mean, std = distribution(actor, observation)
         pre_tanh = mean + std * jax.random.normal(key, mean.shape)
-        return jnp.tanh(pre_tanh), pre_tanh, squashed_log_prob(mean, std, pre_tanh)
+        env_action = jnp.tanh(pre_tanh) if actor.squash else pre_tanh
+        return env_action, pre_tanh, squashed_log_prob(mean, std, pre_tanh, actor.squash)
     return act
 
 
 def act(actor: GaussianActor, observation: jax.Array) -> jax.Array:
-    """The deterministic action tanh(mean) (observations already normalised)."""
-    return jnp.tanh(distribution(actor, observation)[0])
+    """The deterministic action tanh(mean), or the mean unsquashed (observations already normalised)."""
+    mean = distribution(actor, observation)[0]
+    return jnp.tanh(mean) if actor.squash else mean
 
 
 def make_data(config: PPOConfig) -> Any:
@@ -129,19 +141,22 @@ def init(config: PPOConfig, env_params: Any, key: jax.Array) -> OnPolicyState:
     actor_key, critic_key, key = jax.random.split(key, 3)
     outputs = env.action_size * (2 if config.state_dependent_std else 1)
     net = MLP((env.observation_size, *config.actor_hidden, outputs), config.activation, actor_key,
-              ACTOR_OUTPUT_SCALE)
-    scale = jnp.zeros(0 if config.state_dependent_std else env.action_size)
-    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key)
-    return rollout.init_state(config, env_params, GaussianActor(net, scale), critic, key)
+              config.mean_output_scale, config.network_init)
+    learned_scale = not config.state_dependent_std and config.fixed_std is None
+    scale = jnp.zeros(env.action_size if learned_scale else 0)
+    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key,
+                 init=config.network_init)
+    actor = GaussianActor(net, scale, config.fixed_std, config.squash == "tanh")
+    return rollout.init_state(config, env_params, actor, critic, key)
 
 
 def update(config: PPOConfig, env_params: Any, state: OnPolicyState) -> tuple[OnPolicyState, dict]:
     """One rollout and its epochs of clipped-ratio updates."""
     def actor_loss(actor, batch: rollout.Batch, key):
         mean, std = distribution(actor, batch.transition.observation)
-        log_ratio = squashed_log_prob(mean, std, batch.transition.action) - batch.transition.extras
+        log_ratio = squashed_log_prob(mean, std, batch.transition.action, actor.squash) - batch.transition.extras
         loss, metrics = rollout.clipped_surrogate(log_ratio, batch.advantage, config.clip_eps)
-        entropy = jnp.mean(squashed_entropy(mean, std, key))
+        entropy = jnp.mean(squashed_entropy(mean, std, key, actor.squash))
         return loss - config.entropy_coef * entropy, {**metrics, "entropy": entropy}
 
     return rollout.iterate(config, env_params, state, sample, actor_loss)

@@ -7,14 +7,15 @@ One iteration (PureJaxRL's `_update_step`, inside fluxrl's runner, which scans i
    statistics known before the rollout, and the normalised ones are stored, so the policy's inputs in the epochs are
    exactly those it acted on (the ratio starts at 1);
 2. the critic values every observation and every `final_observation` in one batched call; `gae` bootstraps from the
-   final observation at a time limit, from nothing at a termination, and never across the automatic reset;
+   final observation at a time limit (or not, `time_limit`), from nothing at a termination, and never across the
+   automatic reset;
 3. `epochs` passes over a fresh permutation of the batch, split into `minibatches`, one Adam step each, advantages
-   normalised per minibatch;
+   standardised per minibatch (or once per batch); with `gae_chunk` the minibatches are whole chunks of consecutive
+   steps and their advantages are recomputed with the current critic (the official Playground code); with
+   `target_kl` the epochs stop early once the KL estimate passes it;
 4. the observation statistics absorb the rollout's raw observations (used from the next rollout on).
 
-The config of an algorithm using `iterate` has the fields: env, num_envs, num_steps, epochs, minibatches, lr,
-anneal_iterations, max_grad_norm, gamma, gae_lambda, reward_scale, value_coef, clip_eps, clip_value_loss,
-normalize_observations.
+The config of an algorithm using `iterate` is an `OnPolicyConfig` (fluxrl/onpolicy/config.py).
 
 Metrics: `episode_return` / `episode_length` are the mean undiscounted return / length of the episodes that ended
 in this iteration's rollout; in an iteration where none ended they repeat the last such value (0 before the first
@@ -42,6 +43,14 @@ ENVS: dict[str, Callable[[], ControlEnv]] = {
     **{name: (lambda env_id=env_id: GymnaxEnv(env_id)) for name, env_id in GYMNAX_ENVS.items()},
     **PLAYGROUND_ENVS}  # made only when asked for; they need the `playground` extra
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish}
+# Weight initialisers: (key, (fan_in, fan_out)) -> (weights, biases).
+INITS = {
+    "lecun": lambda key, shape: (jax.nn.initializers.lecun_uniform()(key, shape), jnp.zeros(shape[1])),
+    # PyTorch's nn.Linear default: kaiming_uniform(a=sqrt(5)) weights and biases both uniform in +-1/sqrt(fan_in).
+    "torch": lambda key, shape: tuple(jax.random.uniform(k, size, minval=-1.0, maxval=1.0) / shape[0] ** 0.5
+                                      for k, size in zip(jax.random.split(key), (shape, shape[1:]))),
+}
+TIME_LIMITS = ("bootstrap", "terminate", "zero")
 # Keeps (obs - mean) / sqrt(var + eps) finite for a constant observation component (gym's NormalizeObservation).
 NORMALIZE_EPS = 1e-8
 
@@ -55,16 +64,17 @@ def make_env(name: str) -> ControlEnv:
 
 
 class MLP(eqx.Module):
-    """An MLP on [..., in] inputs with a chosen activation; LeCun-uniform weights and zero biases (the FPO
-    reference's `networks.mlp_init`), the last layer's weights scaled by `output_scale`."""
+    """An MLP on [..., in] inputs with a chosen activation; by default LeCun-uniform weights and zero biases (the FPO
+    reference's `networks.mlp_init`; `init="torch"`: PyTorch's default), the last layer's weights scaled by
+    `output_scale`."""
 
     layers: tuple[tuple[jax.Array, jax.Array], ...]
     activation: str = eqx.field(static=True)
 
-    def __init__(self, sizes: tuple[int, ...], activation: str, key: jax.Array, output_scale: float = 1.0):
+    def __init__(self, sizes: tuple[int, ...], activation: str, key: jax.Array, output_scale: float = 1.0,
+                 init: str = "lecun"):
         keys = jax.random.split(key, len(sizes) - 1)
-        init = jax.nn.initializers.lecun_uniform()
-        layers = [(init(k, (n_in, n_out)), jnp.zeros(n_out)) for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])]
+        layers = [INITS[init](k, (n_in, n_out)) for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])]
         layers[-1] = (layers[-1][0] * output_scale, layers[-1][1])
         self.layers, self.activation = tuple(layers), activation
 
@@ -147,6 +157,7 @@ class Transition(NamedTuple):
     truncated: jax.Array  # bool: time limit, bootstrap from next_value
     value: jax.Array  # V(observation)
     next_value: jax.Array  # V(final_observation): the next state's value, before any automatic reset
+    final_observation: jax.Array  # normalised like `observation`; revalued when advantages are recomputed
 
 
 # (normalised observations [n, observation_size], key) -> (env actions [n, A], stored actions, extras)
@@ -184,7 +195,7 @@ def collect(env: ControlEnv, env_params: Any, carry: EnvCarry, stats: RunningSta
     observation, action, extras, reward, terminated, truncated, final_observation, raw_observation = record
     # The critic is fixed during the rollout, so it values every state at once after it.
     transition = Transition(observation, action, extras, reward, terminated, truncated, value(observation),
-                            value(final_observation))
+                            value(final_observation), final_observation)
     count = jnp.maximum(ended, 1).astype(jnp.float32)
     carry = carry._replace(last_return=jnp.where(ended > 0, ended_return / count, carry.last_return),
                            last_length=jnp.where(ended > 0, ended_length / count, carry.last_length))
@@ -192,13 +203,20 @@ def collect(env: ControlEnv, env_params: Any, carry: EnvCarry, stats: RunningSta
     return carry, transition, raw_observation, metrics
 
 
-def gae(reward, value, next_value, terminated, truncated, gamma: float, gae_lambda: float):
+def gae(reward, value, next_value, terminated, truncated, gamma: float, gae_lambda: float,
+        time_limit: str = "bootstrap"):
     """Generalised advantage estimates and value targets over a time axis [T, ...] (Schulman et al. 2016, eq. 16):
     delta_t = r_t + gamma (1 - terminated_t) V(s'_t) - V(s_t), with s'_t the step's final observation, and
-    A_t = delta_t + gamma lambda (1 - terminated_t)(1 - truncated_t) A_{t+1}, A_T = 0; targets A_t + V(s_t)."""
-    alive = 1.0 - terminated.astype(value.dtype)
+    A_t = delta_t + gamma lambda (1 - terminated_t)(1 - truncated_t) A_{t+1}, A_T = 0; targets A_t + V(s_t).
+    `time_limit` terminate treats a truncation as a termination; zero sets the truncated step's delta and advantage
+    to 0 (its value loss is masked by `value_mask`)."""
+    ended = terminated | truncated if time_limit == "terminate" else terminated
+    alive = 1.0 - ended.astype(value.dtype)
+    kept = 1.0 - truncated.astype(value.dtype)
     delta = reward + gamma * alive * next_value - value
-    carry_on = gamma * gae_lambda * alive * (1.0 - truncated.astype(value.dtype))
+    if time_limit == "zero":
+        delta = delta * kept
+    carry_on = gamma * gae_lambda * alive * kept
 
     def back(advantage, step):
         delta_t, carry_on_t = step
@@ -207,6 +225,11 @@ def gae(reward, value, next_value, terminated, truncated, gamma: float, gae_lamb
 
     _, advantage = jax.lax.scan(back, jnp.zeros_like(value[0]), (delta, carry_on), reverse=True)
     return advantage, advantage + value
+
+
+def value_mask(truncated, time_limit: str):
+    """Weights of the value loss per step: 0 at a truncated step under time_limit zero, else 1."""
+    return 1.0 - truncated.astype(jnp.float32) if time_limit == "zero" else jnp.ones(truncated.shape)
 
 
 def clipped_surrogate(log_ratio, advantage, clip_eps: float):
@@ -219,22 +242,35 @@ def clipped_surrogate(log_ratio, advantage, clip_eps: float):
     return loss, metrics
 
 
-def value_loss(prediction, old_value, target, clip_eps: float, clip: bool):
-    """0.5 mean (V - target)^2; with `clip`, PPO2's pessimistic max over V and old V + clip(V - old V, +-eps)."""
+def value_loss(prediction, old_value, target, clip_eps: float, clip: bool, mask=1.0):
+    """0.5 mean mask (V - target)^2; with `clip`, PPO2's pessimistic max over V and old V + clip(V - old V, +-eps)."""
     error = (prediction - target) ** 2
     if clip:
         clipped = old_value + jnp.clip(prediction - old_value, -clip_eps, clip_eps)
         error = jnp.maximum(error, (clipped - target) ** 2)
-    return 0.5 * jnp.mean(error)
+    return 0.5 * jnp.mean(mask * error)
+
+
+def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
+    """Clip the gradient of each element of a tuple of networks to `max_norm` on its own (one optimiser per network,
+    as PyTorch's clip_grad_norm_ per parameter group)."""
+    clip = optax.clip_by_global_norm(max_norm)
+
+    def update(updates, state, params=None):
+        del params
+        return tuple(clip.update(part, clip.init(part))[0] for part in updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam (eps 1e-5 as PureJaxRL), the rate annealed linearly to 0 over
+    """Gradient-norm clipping (global or per network) then Adam, the rate annealed linearly to 0 over
     `anneal_iterations` iterations when that is > 0 (the schedule counts minibatch steps)."""
     lr = config.lr
     if config.anneal_iterations > 0:
         lr = optax.linear_schedule(config.lr, 0.0, config.anneal_iterations * config.epochs * config.minibatches)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+    clip = (clip_each_by_norm if config.grad_clip == "per-network" else optax.clip_by_global_norm)
+    return optax.chain(clip(config.max_grad_norm), optax.adam(lr, eps=config.adam_eps))
 
 
 class OnPolicyState(NamedTuple):
@@ -258,36 +294,71 @@ def init_state(config, env_params: Any, actor: Any, critic: MLP, key: jax.Array)
 
 
 class Batch(NamedTuple):
-    """What the epochs read: the transitions with their advantages and value targets, flattened [T * N, ...]."""
+    """What the epochs read: the transitions with their advantages, value targets and value-loss weights."""
 
     transition: Transition
     advantage: jax.Array
     target: jax.Array
+    mask: jax.Array
+
+
+def standardize(advantage: jax.Array) -> jax.Array:
+    """(A - mean) / (std + 1e-8); 1e-8 as PureJaxRL, so equal advantages give zeros, not NaN."""
+    return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
+
+def advantages(config, critic, transition: Transition) -> Batch:
+    """GAE over the time axis of transitions [T, ...], with the values stored at rollout time (critic None) or
+    recomputed by `critic` (not differentiated)."""
+    if critic is not None:
+        revalue = lambda observation: jax.lax.stop_gradient(state_value(critic, observation))
+        transition = transition._replace(value=revalue(transition.observation),
+                                         next_value=revalue(transition.final_observation))
+    advantage, target = gae(transition.reward * config.reward_scale, transition.value, transition.next_value,
+                            transition.terminated, transition.truncated, config.gamma, config.gae_lambda,
+                            config.time_limit)
+    return Batch(transition, advantage, target, value_mask(transition.truncated, config.time_limit))
+
+
+def _chunks(config, transition: Transition) -> Transition:
+    """Transitions [T, N, ...] as chunks [L, C, ...] of L = gae_chunk consecutive steps of one environment."""
+    chunk = config.gae_chunk
+    return jax.tree.map(lambda x: jnp.moveaxis(x.reshape(x.shape[0] // chunk, chunk, *x.shape[1:]), 1, 0)
+                        .reshape(chunk, -1, *x.shape[2:]), transition)
 
 
 def iterate(config, env_params: Any, state: OnPolicyState, sample: Callable[[Any], Sample],
             actor_loss: Callable) -> tuple[OnPolicyState, dict]:
     """One iteration (module docstring). `sample(actor)` is the rollout policy; `actor_loss(actor, batch, key)` ->
-    (loss, metrics) sees `batch.advantage` normalised per minibatch."""
+    (loss, metrics) sees `batch.advantage` standardised (per minibatch or once per batch)."""
     env = make_env(config.env)
     rollout_key, epoch_key, key = jax.random.split(state.key, 3)
     stats = state.obs_stats if config.normalize_observations else None
     value = lambda observation: state_value(state.critic, observation)
     carry, transition, raw_observation, metrics = collect(env, env_params, state.env, stats, sample(state.actor),
                                                           value, rollout_key, config.num_steps)
-    advantage, target = gae(transition.reward * config.reward_scale, transition.value, transition.next_value,
-                            transition.terminated, transition.truncated, config.gamma, config.gae_lambda)
     size = config.num_steps * config.num_envs
-    batch = jax.tree.map(lambda x: x.reshape(size, *x.shape[2:]), Batch(transition, advantage, target))
+    if config.gae_chunk:
+        # Minibatches of whole chunks [L, C / M]: advantages are recomputed inside the loss with the current critic.
+        data = _chunks(config, transition)
+        units, unit_axis = data.reward.shape[1], 1
+    else:
+        batch = advantages(config, None, transition)
+        if config.advantage_normalization == "batch":
+            batch = batch._replace(advantage=standardize(batch.advantage))
+        data = jax.tree.map(lambda x: x.reshape(size, *x.shape[2:]), batch)
+        units, unit_axis = size, 0
     optimizer = make_optimizer(config)
 
-    def loss(networks, minibatch: Batch, loss_key):
+    def loss(networks, minibatch, loss_key):
         actor, critic = networks
-        # 1e-8 as PureJaxRL: a minibatch of equal advantages gets zero advantages, not NaN.
-        normalized = (minibatch.advantage - minibatch.advantage.mean()) / (minibatch.advantage.std() + 1e-8)
-        policy_loss, policy_metrics = actor_loss(actor, minibatch._replace(advantage=normalized), loss_key)
+        if config.gae_chunk:
+            minibatch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), advantages(config, critic, minibatch))
+        if config.advantage_normalization == "minibatch":
+            minibatch = minibatch._replace(advantage=standardize(minibatch.advantage))
+        policy_loss, policy_metrics = actor_loss(actor, minibatch, loss_key)
         critic_loss = value_loss(state_value(critic, minibatch.transition.observation), minibatch.transition.value,
-                                 minibatch.target, config.clip_eps, config.clip_value_loss)
+                                 minibatch.target, config.clip_eps, config.clip_value_loss, minibatch.mask)
         total = policy_loss + config.value_coef * critic_loss
         return total, {"actor_loss": policy_loss, "value_loss": critic_loss, **policy_metrics}
 
@@ -301,19 +372,39 @@ def iterate(config, env_params: Any, state: OnPolicyState, sample: Callable[[Any
     def epoch(train, keys):
         permutation_key, loss_key = keys
         # One permutation shared by every leaf: drawn per leaf, XLA does not merge the copies of its sorts.
-        order = jax.random.permutation(permutation_key, size)
-        shuffled = jax.tree.map(lambda x: x[order].reshape(config.minibatches, size // config.minibatches,
-                                                           *x.shape[1:]), batch)
-        return jax.lax.scan(minibatch_step, train, (shuffled, jax.random.split(loss_key, config.minibatches)))
+        order = jax.random.permutation(permutation_key, units)
+
+        def split(x):
+            x = jnp.moveaxis(jnp.take(x, order, axis=unit_axis), unit_axis, 0)
+            x = x.reshape(config.minibatches, units // config.minibatches, *x.shape[1:])
+            return jnp.moveaxis(x, 1, 1 + unit_axis)
+
+        return jax.lax.scan(minibatch_step, train, (jax.tree.map(split, data),
+                                                     jax.random.split(loss_key, config.minibatches)))
+
+    def guarded_epoch(carry, keys):
+        # PPO's early stop: once an epoch's last minibatch estimates KL above target_kl, the rest are skipped.
+        train, running = carry
+        skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(epoch, train, keys)[1])
+        train, epoch_metrics = jax.lax.cond(running, epoch, lambda t, k: (t, skipped), train, keys)
+        running = running & (epoch_metrics["approx_kl"][-1] <= config.target_kl)
+        return (train, running), (epoch_metrics, carry[1])
 
     epoch_keys = jax.random.split(epoch_key, (config.epochs, 2))
-    (networks, opt_state), epoch_metrics = jax.lax.scan(epoch, ((state.actor, state.critic), state.opt_state),
-                                                        epoch_keys)
+    start = ((state.actor, state.critic), state.opt_state)
+    if config.target_kl is None:
+        (networks, opt_state), epoch_metrics = jax.lax.scan(epoch, start, epoch_keys)
+        metrics.update(jax.tree.map(jnp.mean, epoch_metrics))
+    else:
+        ((networks, opt_state), _), (epoch_metrics, ran) = jax.lax.scan(guarded_epoch, (start, jnp.bool_(True)),
+                                                                        epoch_keys)
+        weight = ran.astype(jnp.float32)
+        metrics.update(jax.tree.map(lambda m: jnp.sum(jnp.mean(m, axis=1) * weight) / jnp.sum(weight), epoch_metrics))
+        metrics["epochs_run"] = jnp.sum(weight)
     obs_stats = state.obs_stats
     if config.normalize_observations:
         obs_stats = update_stats(obs_stats, raw_observation.reshape(size, -1))
     iteration = state.iteration + 1
     new_state = OnPolicyState(*networks, opt_state, obs_stats, carry, key, iteration)
-    metrics.update(jax.tree.map(jnp.mean, epoch_metrics))
     metrics["env_steps"] = iteration * size
     return new_state, metrics

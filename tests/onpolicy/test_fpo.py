@@ -58,8 +58,9 @@ def rollout_batch():
     return actor, observation, advantage
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(average_losses_before_exp=False), dict(output_mode="u"),
-                                     dict(ratio="denoising-mdp")], ids=["averaged", "per-sample", "u", "mdp"])
+@pytest.mark.parametrize("variant", [dict(), dict(pair_average="per-pair"), dict(pair_average="clamped"),
+                                     dict(output_mode="u"), dict(ratio="denoising-mdp"), dict(time_embed_dim=0)],
+                         ids=["averaged", "per-sample", "clamped", "u", "mdp", "raw-time"])
 def test_ratio_is_one_at_the_rollout_parameters_and_its_gradient_is_the_likelihood_surrogates(rollout_batch, variant):
     actor, observation, advantage = rollout_batch
     config = dataclasses.replace(CONFIG, **variant)
@@ -76,7 +77,7 @@ def test_ratio_is_one_at_the_rollout_parameters_and_its_gradient_is_the_likeliho
             proxy = fpo.denoising_log_likelihood(actor, observation, extras[0], config.sigma)
         else:
             proxy = -fpo.cfm_loss(actor, observation, action, extras[0], extras[1], config.output_mode)
-            if config.average_losses_before_exp:
+            if config.pair_average != "per-pair":
                 proxy = jnp.mean(proxy, axis=-1)
         return jnp.mean(proxy * advantage.reshape(-1, *(1,) * (proxy.ndim - 1)))
 
@@ -137,6 +138,20 @@ def test_denoising_log_likelihood_is_the_gaussian_density_of_each_step():
     expected = [scipy.stats.norm.logpdf([0.6, -0.5], [0.5, -0.5], sigma).sum(),
                 scipy.stats.norm.logpdf([1.0, -1.2], [1.1, -1.0], sigma).sum()]
     np.testing.assert_allclose(log_p, expected, rtol=1e-5)
+
+
+def test_clamped_pairs_bound_each_difference_and_the_mean_as_the_official_grid_world():
+    """r = exp(clip(mean_i clip(l_old_i - l_i, -3, 3), -3, 3)) (gridworld/models/fpo.py:212-216)."""
+    config = dataclasses.replace(CONFIG, pair_average="clamped", output_mode="u")
+    actor = constant_actor([0.0], observation_size=2)
+    tau = jnp.full((1, 3, 1), 0.5)
+    eps = jnp.zeros((1, 3, 1))
+    action = jnp.array([[2.0]])  # current losses (v - (a - eps))^2 = 4 for every pair
+    old = jnp.array([[14.0, 4.5, 3.0]])  # differences 10 -> 3, 0.5, -1: mean 2.5 / 3
+    log_ratio, _ = fpo.log_ratio(config, actor, jnp.zeros((1, 2)), action, (tau, eps, old))
+    np.testing.assert_allclose(log_ratio, [2.5 / 3], rtol=1e-6)
+    log_ratio, _ = fpo.log_ratio(config, actor, jnp.zeros((1, 2)), action, (tau, eps, old + 20.0))
+    np.testing.assert_allclose(log_ratio, [3.0], rtol=1e-6)  # every difference clamped to 3, then the mean
 
 
 def test_config_refuses_a_density_free_mdp_and_odd_embeddings():

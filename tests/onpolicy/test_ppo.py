@@ -46,6 +46,51 @@ def test_gae_matches_a_hand_computed_case_with_a_truncation_and_a_termination():
     np.testing.assert_allclose(target[:, 0], [7.375, 5.5, 3.0, 25.25, 35.0])
 
 
+def test_gae_time_limit_rules_terminate_and_zero():
+    """terminate: a truncated step bootstraps nothing (the official grid world); zero: its delta and advantage are
+    0 and its value loss is masked (the official Playground code)."""
+    reward = jnp.array([1.0, 2.0, 3.0])[:, None]
+    value = jnp.array([10.0, 20.0, 30.0])[:, None]
+    next_value = jnp.array([20.0, 7.0, 40.0])[:, None]
+    terminated = jnp.zeros((3, 1), bool)
+    truncated = jnp.array([False, True, False])[:, None]
+    advantage, _ = rollout.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "terminate")
+    # deltas 1 + 10 - 10 = 1, 2 - 20 = -18 (no bootstrap), 3 + 20 - 30 = -7; A_0 = 1 + 0.25 * -18 = -3.5
+    np.testing.assert_allclose(advantage[:, 0], [-3.5, -18.0, -7.0])
+    advantage, _ = rollout.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "zero")
+    # the truncated step's delta is 0; A_0 = delta_0 + 0.25 * 0 = 1
+    np.testing.assert_allclose(advantage[:, 0], [1.0, 0.0, -7.0])
+    np.testing.assert_allclose(rollout.value_mask(truncated, "zero")[:, 0], [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(rollout.value_mask(truncated, "terminate")[:, 0], [1.0, 1.0, 1.0])
+
+
+def test_advantages_recomputed_by_the_rollout_critic_equal_the_rollout_ones():
+    """With one chunk per environment, the per-minibatch recomputation (gae_chunk) with the critic that valued the
+    rollout gives the advantages computed once."""
+    config = dataclasses.replace(CONFIG, gae_chunk=CONFIG.num_steps, minibatches=4)
+    state = ppo.init(config, None, jax.random.PRNGKey(0))
+    value = lambda observation: rollout.state_value(state.critic, observation)
+    _, transition, _, _ = rollout.collect(rollout.make_env(TOY), None, state.env, None, ppo.sample(state.actor), value,
+                                          jax.random.PRNGKey(1), config.num_steps)
+    once = rollout.advantages(config, None, transition)
+    again = rollout.advantages(config, state.critic, transition)
+    np.testing.assert_allclose(again.advantage, once.advantage, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(again.target, once.target, rtol=1e-5, atol=1e-5)
+
+
+def test_target_kl_stops_the_epochs_and_per_network_clipping_bounds_each_gradient():
+    step = jax.jit(lambda config, state: ppo.update(config, None, state), static_argnums=0)
+    for target_kl, epochs in ((1e-12, 1), (1e9, CONFIG.epochs)):
+        config = dataclasses.replace(CONFIG, target_kl=target_kl)
+        _, metrics = step(config, ppo.init(config, None, jax.random.PRNGKey(0)))
+        assert float(metrics["epochs_run"]) == epochs
+    clip = rollout.clip_each_by_norm(1.0)
+    grads = ({"w": jnp.array([3.0, 4.0])}, {"w": jnp.array([0.3, 0.4])})
+    clipped, _ = clip.update(grads, clip.init(grads))
+    np.testing.assert_allclose(clipped[0]["w"], [0.6, 0.8], rtol=1e-6)  # norm 5 -> 1
+    np.testing.assert_allclose(clipped[1]["w"], [0.3, 0.4], rtol=1e-6)  # norm 0.5: unchanged
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(1, 20), min_size=1, max_size=5), st.integers(0, 2 ** 31 - 1))
 def test_running_statistics_equal_numpy_mean_and_variance_of_everything_seen(batch_sizes, seed):
@@ -162,9 +207,10 @@ def test_config_refuses_uneven_minibatches_and_unknown_environments():
         dataclasses.replace(CONFIG, minibatches=7)
     with pytest.raises(ConfigError, match="env must be one of"):
         ppo.make_data(dataclasses.replace(CONFIG, env="no-such-env"))
-    # The FPO paper's DM Control setting: 32 minibatches of 30,720 steps (Brax's 1024 sequences of 30).
-    playground = ppo.fpo_playground_config("CheetahRun")
-    assert playground.num_envs * playground.num_steps // playground.minibatches == 1024 * 30
+    with pytest.raises(ConfigError, match="gae_chunk"):
+        dataclasses.replace(CONFIG, gae_chunk=7)
+    with pytest.raises(ConfigError, match="fixed_std"):
+        dataclasses.replace(CONFIG, fixed_std=0.5, state_dependent_std=True)
 
 
 def _run(tmp_path, name, iterations, config=CONFIG):
