@@ -17,7 +17,8 @@ swish 64-64, observation normalisation). That file's `total_timesteps: 150_000` 
 iteration per evaluation and ceil(150,000 / 2,000) = 75 evaluations, so 75 iterations, 750k env steps. Pendulum is
 solved (about -200) only there: measured with rejax 0.1.3's own evaluation (128 episodes of the sampled policy) on
 seeds 0-2, rejax reaches -835 / -635 / -386 / -276 (mean) after 15 / 30 / 45 / 75 iterations, these defaults
--807 / -198 / -266 / -228. The FPO paper's tuned Gaussian PPO for DM Control is `fluxrl.onpolicy.tuned`'s dmc settings.
+-807 / -198 / -266 / -228; rejax's PPO differs in value clipping, element-wise gradient clipping, an unsquashed
+Gaussian clipped to the bounds and no bootstrap at truncation, so this is no like-for-like comparison. The FPO paper's tuned Gaussian PPO for DM Control is `fluxrl.onpolicy.tuned`'s dmc settings.
 """
 
 from __future__ import annotations

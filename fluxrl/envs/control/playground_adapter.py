@@ -10,8 +10,9 @@ What the adapter adds to a Playground task (`mujoco_playground/_src/dm_control_s
 - the time limit: Playground's tasks never end an episode by themselves (their `done` is set only when the
   physics produces NaN); its training wrappers (brax `EpisodeWrapper`) cut episodes at the config's
   `episode_length`, 1000 control steps in every task, and mark that cut `truncation`. Here the cut counts steps in
-  the state and is `truncated`, so a learner bootstraps from `final_observation`, as the FPO reference does
-  (`playground/src/flow_policy/rollouts.py`, lines 229-233);
+  the state and is `truncated`, and the learner's `time_limit` decides what follows: bootstrap from
+  `final_observation` (fluxrl's default) or zero the step's TD error, advantage and value loss, as the FPO reference
+  does (`playground/src/flow_policy/rollouts.py`, lines 229-233 and 304-329; `time_limit="zero"`);
 - termination: only when the physics diverges (Playground's `done`, or any non-finite observation or reward).
   Such a step's reward and final observation are zeroed, so a learner multiplying them by "not terminated" gets
   zeros, not NaN, and the episode restarts;
