@@ -12,7 +12,11 @@ section 5.1: at saddle states a flow policy's actions are bimodal, where a Gauss
   modes (`fluxrl/onpolicy/bimodality.py`: the band between the two fitted modes holds under half the samples of the
   sparser mode's band, and the smaller mode holds at least 20%) whose centres head to different goals; `start_dip`
   and `start_two_modes` the dip and that verdict at the start cell. Unlike `saddle_split`, a broad unimodal policy
-  fails them.
+  of any width fails them.
+- `saddle_move_modes` judges the moves instead (what the environment does with the samples): the share of saddle
+  states where both goals hold at least 20% of the moves and the moves heading to neither goal are fewer than half
+  of the smaller goal's. An untrained policy and a Gaussian as wide as the action box fail it; a Gaussian much wider
+  than the box passes it, because the environment's clip piles such a policy's mass onto the two goal directions.
 - From the layout's start cell (`gridworld.start_position`, a saddle state), `rollouts` episodes run with the
   stochastic policy; `goals_reached` counts the distinct goals their first episodes end in, and `goal_k_share` the
   share of those episodes that end in goal k.
@@ -80,6 +84,13 @@ def heading_shares(headings: jax.Array, moves: jax.Array) -> jax.Array:
     return jnp.stack([jnp.mean(side == 0, axis=1), jnp.mean(side == 1, axis=1)], axis=1)
 
 
+def move_modes(shares: jax.Array) -> jax.Array:
+    """Whether the moves at each state [n] are two goal modes, from their goal shares [n, 2] (module docstring)."""
+    smaller = jnp.min(shares, axis=1)
+    neither = 1.0 - jnp.sum(shares, axis=1)
+    return (smaller >= BIMODAL_SHARE) & (neither < bimodality.MAX_DIP * smaller)
+
+
 def saddle_actions(policy: rollout.Sample, stats, cells: jax.Array, key: jax.Array, samples: int,
                    own: bool = False) -> jax.Array:
     """Env actions [n, samples, 2] of `policy` at cells [n, 2] (observations normalised by `stats`, or not if None);
@@ -143,6 +154,7 @@ def evaluation(policy_of: PolicyOf) -> Callable:
         outcome = start_rollouts(policy, stats, layout, env_params, rollout_key, ROLLOUTS)
         metrics = {"saddle_split": jnp.mean(smaller), "saddle_bimodal": jnp.mean(smaller >= BIMODAL_SHARE),
                    "start_split": smaller[start], "saddle_two_modes": jnp.mean(two_modes),
+                   "saddle_move_modes": jnp.mean(move_modes(shares)),
                    "start_dip": dips[start], "start_two_modes": two_modes[start].astype(jnp.float32),
                    "goals_reached": jnp.sum(jnp.any(outcome[:, None] == jnp.arange(gridworld.MAX_GOALS), axis=0))}
         for goal in range(gridworld.MAX_GOALS):

@@ -83,7 +83,7 @@ def test_untrained_and_wide_unimodal_policies_fail_the_measure_the_spread_measur
         config = tuned_config(algorithm, "gridworld-two-walls")
     for metrics in grid_evaluations(config, range(2)):
         assert float(metrics["saddle_two_modes"]) == 0.0 and float(metrics["start_two_modes"]) == 0.0, metrics
-        assert float(metrics["start_dip"]) > bimodality.MAX_DIP
+        assert float(metrics["start_dip"]) > bimodality.MAX_DIP and float(metrics["saddle_move_modes"]) == 0.0
     if algorithm == "wide":  # the spread measure cannot tell this one wide mode from two modes
         assert float(metrics["saddle_split"]) > 0.25 and float(metrics["goals_reached"]) == 2
 
@@ -99,3 +99,15 @@ def test_saddle_two_modes_counts_modes_that_head_to_different_goals():
     _, apart = two_goal_modes(config, jnp.asarray(headings), up_down)
     _, same = two_goal_modes(config, jnp.asarray(headings), both_up)
     assert bool(apart.all()) and not bool(same.any())
+
+
+def test_the_move_measure_fails_a_box_wide_gaussian_and_passes_a_much_wider_one_that_the_shape_measure_fails():
+    """The limit of judging moves: the environment's clip turns a Gaussian of std 3 into two goal directions."""
+    cells, headings = gridworld_eval.saddle_headings("two_walls")
+    config = tuned_config("ppo", "gridworld-two-walls")  # raw actions: the environment clips
+    two_goal_modes = jax.jit(gridworld_eval.two_goal_modes, static_argnums=0)
+    for std, moves_pass in ((1.0, False), (3.0, True)):
+        own = std * jax.random.normal(jax.random.PRNGKey(4), (len(cells), SAMPLES, 2))
+        shares = gridworld_eval.heading_shares(jnp.asarray(headings), gridworld_eval.move_index(own))
+        assert bool(gridworld_eval.move_modes(shares).all()) == moves_pass
+        assert not bool(two_goal_modes(config, jnp.asarray(headings), own)[1].any())
