@@ -109,6 +109,9 @@ class OnPolicyConfig:
             if chunks % self.minibatches:
                 raise ConfigError(f"minibatches must divide the rollout's {chunks} chunks of gae_chunk = "
                                   f"{self.gae_chunk} steps, got {self.minibatches}.")
+            if self.clip_value_loss:
+                raise ConfigError("clip_value_loss needs the rollout's values to clip against (gae_chunk 0); with "
+                                  "gae_chunk the values are recomputed in every minibatch.")
             if self.advantage_normalization == "batch":
                 raise ConfigError("advantage_normalization batch needs advantages computed once per rollout "
                                   "(gae_chunk 0); with gae_chunk they are new in every minibatch.")
