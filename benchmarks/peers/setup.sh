@@ -6,6 +6,7 @@
 #   benchmarks/.venvs/torchgfn  torchgfn==2.4.1 on torch==2.13.0 (CPU wheel on local disk; install first)
 #   benchmarks/.venvs/d3rlpy    d3rlpy==2.8.1 on torch==2.13.0
 #   benchmarks/.venvs/rejax     rejax==0.1.3 with gymnax==0.0.9 (the 5-value step it unpacks) on jax==0.10.2
+#   benchmarks/.venvs/fpo-official  what the official FPO grid-world code imports (torch==2.2.2), Python 3.11
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENVS="$ROOT/benchmarks/.venvs"
@@ -47,3 +48,12 @@ ensure_venv d3rlpy \
 ensure_venv rejax \
   "import jax, rejax, gymnax; from importlib.metadata import version; assert jax.__version__ == '0.10.2' and version('rejax') == '0.1.3' and version('gymnax') == '0.0.9'" \
   "jax==0.10.2 jaxlib==0.10.2 rejax==0.1.3 gymnax==0.0.9"
+
+# The official FPO grid-world code (akanazawa/fpo gridworld/, run by fpo_gridworld_official*.py): the packages it
+# imports, as its requirements.txt pins them (numpy 1.26.4 there, here any numpy 1; wandb unpinned there too); the
+# rest of that file (torchvision, torchaudio, pygame, ipdb, torchdiffeq) is not imported by the code these scripts
+# run. torch's CPU wheel index is unreachable here, so PyPI's torch 2.2.2 (the CUDA build) is installed; it runs on
+# the CPU.
+PY=python3.11 ensure_venv fpo-official \
+  "import torch, numpy, gymnasium, matplotlib, wandb; assert torch.__version__.startswith('2.2.2') and numpy.__version__.startswith('1.') and gymnasium.__version__ == '0.29.1' and matplotlib.__version__ == '3.9.2'" \
+  "torch==2.2.2 numpy<2 gymnasium==0.29.1 matplotlib==3.9.2 wandb"

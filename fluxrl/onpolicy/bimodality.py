@@ -74,17 +74,18 @@ def two_gaussian_fit(x: jax.Array, iterations: int = EM_ITERATIONS):
 
 
 def dip(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(dip, smaller mode's weight, the two modes' means [2, d]) of samples x [n, d]: the share of samples in the band midway between the two
-    fitted modes over the share in the band around the sparser mode (bands a third of the modes' distance wide,
-    across the line through them); about 0 for two separated modes, >= 1 for one mode of any width."""
+    """(dip, smaller mode's weight, the two modes' means [2, d]) of samples x [n, d]. The dip is the number of
+    samples in the band midway between the two fitted modes over the number in the band around the sparser mode
+    (bands a third of the modes' distance wide, across the line through them): about 0 for two separated modes,
+    >= 1 for one mode of any width."""
     weights, means, _ = two_gaussian_fit(x)
     axis = means[1] - means[0]
     length = jnp.sum(axis ** 2)
     position = (x - means[0]) @ axis / jnp.maximum(length, 1e-12)  # mode 0 at 0, mode 1 at 1
-    share = lambda centre: jnp.mean(jnp.abs(position - centre) < 1.0 / 6.0)
-    # One sample added to both bands, so an empty mode band (all samples in one place) gives 1, not 0 / 0.
-    smoothing = 1.0 / x.shape[0]
-    ratio = (share(0.5) + smoothing) / (jnp.minimum(share(0.0), share(1.0)) + smoothing)
+    count = lambda centre: jnp.sum(jnp.abs(position - centre) < 1.0 / 6.0).astype(jnp.float32)
+    # Whole counts, so a ratio of exactly 1/2 is exactly 0.5 (means of shares round either way), and one sample
+    # added to both bands, so an empty mode band (all samples in one place) gives 1, not 0 / 0.
+    ratio = (count(0.5) + 1.0) / (jnp.minimum(count(0.0), count(1.0)) + 1.0)
     return ratio, jnp.min(weights), means
 
 
