@@ -51,6 +51,21 @@ def test_cnf_acts_closer_to_the_best_action_than_the_behaviour(latent_bandit):
     assert float(metrics["critic_loss"][-50:].mean()) < float(metrics["critic_loss"][:50].mean())
 
 
+@pytest.mark.slow  # a second flow to pre-train; the latent's mapping is tested apart, fast
+def test_the_normal_prior_ablation_acts_closer_to_the_best_action_and_uses_the_priors_tails():
+    offline = make_offline_data(bandit_dataset())
+    flow, _ = pretrain_flow(dataclasses.replace(TINY_FLOW, prior="normal"), offline.observations, offline.actions,
+                            offline.max_action, jax.random.PRNGKey(0))
+    data = make_latent_data(offline, flow)
+    config = dataclasses.replace(CONFIG, prior="normal")
+    state, _ = train(config, data, 800)
+    distance = float(np.mean(np.abs(median_action(config, state, data) - best_action(GRID))))
+    assert distance < 0.6 * BEHAVIOUR_DISTANCE, (distance, BEHAVIOUR_DISTANCE)
+    normalised = jnp.asarray((GRID - np.asarray(data.obs_mean)) / np.asarray(data.obs_std))
+    latents = np.asarray(cnf.sample_latent(config, state.actor, normalised, jax.random.PRNGKey(1)))
+    assert np.mean(np.abs(latents) > 1.0) > 0.01  # the box (-1, 1) would have held every one of them
+
+
 @pytest.mark.slow  # the flow's own property test covers every latent; this adds the policy's sampling
 def test_sampled_policy_actions_stay_inside_the_bounds(latent_bandit):
     state, _ = train(CONFIG, latent_bandit, 5)
