@@ -17,6 +17,7 @@ from pathlib import Path
 from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction, store_run_facts,
                                        wall_time_line)
 from fluxrl.experiments.offline import compare, make_datasets
+from fluxrl.offline import corl
 
 OFFICIAL = {"CNF": "tinkoff-ai/cnf", "PLAS": "Wenxuan-Zhou/PLAS", "CORL": "tinkoff-ai/CORL"}
 METHODS = ("CNF", "PLAS", "AWAC", "IQL", "TD3+BC")
@@ -29,10 +30,13 @@ ABLATION_DATASETS = ("hopper-medium", "halfcheetah-medium-replay")
 # Updates and evaluation interval per run; with the pre-training they fit 90 minutes on the 2-core machine
 # (docs/offline.md has the measured times).
 UPDATES, EVAL_EVERY = 10_000, 2_500
-EVAL_EPISODES = {"maze2d-umaze": 100, "hopper-medium": 10, "halfcheetah-medium": 10, "halfcheetah-medium-replay": 10}
-# AWAC's temperature: CORL's per dataset (configs/offline/awac/*), used by CNF too (latent AWAC), so that CNF and
-# AWAC differ only in where the policy acts; the CNF code's 1/3 (configs/run_rl.py:23) is CORL's locomotion value.
-AWAC_LAMBDA = {name: (0.1 if name.startswith("maze2d") else 1 / 3) for name in DATASETS}
+# AWAC, IQL and TD3+BC run CORL's config for each dataset (fluxrl/offline/corl.py), and its evaluation episodes;
+# CNF takes AWAC's temperature (configs/offline/awac/*) so that CNF and AWAC differ only in where the policy acts
+# (the CNF code's 1/3, configs/run_rl.py:23, is CORL's locomotion value).
+BASELINES = {"AWAC": "awac", "IQL": "iql", "TD3+BC": "td3bc"}
+# PLAS sees raw states, as the official code (main.py:93 loads d4rl.qlearning_dataset and never normalises);
+# normalised states stay an option of the algorithm (`fluxrl train offline plas --normalize-states`).
+PLAS_NORMALIZE_STATES = False
 # Flow pre-training epochs: about 5,000 AdamW steps at batch 1024 on every dataset (1M transitions: 6 epochs;
 # halfcheetah-medium-replay's 70,000: 80), where the official code runs 100 (medium) and 350 (replay) epochs.
 FLOW_EPOCHS = {"maze2d-umaze": 6, "hopper-medium": 6, "halfcheetah-medium": 6, "halfcheetah-medium-replay": 80}
@@ -40,14 +44,17 @@ VAE_STEPS = 15_000  # PLAS's VAE (official: 500,000 steps at batch 100)
 CNF_BATCH = 256  # official 512; 256 is AWAC's (CORL), and halves CNF's cost
 
 STUDIES = tuple(
-    Study(name, f"{name} (D4RL-style), D4RL-normalised score", dict(dataset=name, eval_episodes=EVAL_EPISODES[name]),
+    Study(name, f"{name} (D4RL-style), D4RL-normalised score",
+          dict(dataset=name, eval_episodes=corl.eval_episodes(name)),
           METHODS + (ABLATIONS if name in ABLATION_DATASETS else ()), iterations=UPDATES, eval_every=EVAL_EVERY,
-          curves=("normalized_score",), headline="normalized_score", lower_is_better=False,
-          method_overrides={"AWAC": dict(awac_lambda=AWAC_LAMBDA[name])}, eval_at_start=False)
+          curves=("normalized_score",), headline="normalized_score", lower_is_better=False, eval_at_start=False)
     for name in DATASETS)
 
 # Where the methods stand on the original D4RL files: CORL's last scores (README.md lines 63, 64, 66,
-# 78), and where the CNF curves of the official readme end (imgs/halfcheetah-*.png).
+# 78), and where the CNF curves of the official readme end (imgs/halfcheetah-*.png). The paper's own table is not
+# among them: neither the official repositories nor this project's references hold its numbers.
+# Updates behind each reference: the official CNF run (configs/run_rl.py:18) and CORL's (1M, the files above).
+REFERENCE_UPDATES = {"CNF": 200_000, "AWAC": 1_000_000, "IQL": 1_000_000, "TD3+BC": 1_000_000}
 REFERENCE = {
     "halfcheetah-medium": {"TD3+BC": 48.10, "IQL": 48.31, "AWAC": 49.46, "CNF": 50.0},
     "halfcheetah-medium-replay": {"TD3+BC": 44.84, "IQL": 44.46, "AWAC": 44.70, "CNF": 46.0},
@@ -63,16 +70,18 @@ PROTOCOL_TABLE = (
      "scores on our data are not scores on D4RL"),
     ("flow", "12 blocks x [ActNorm, invertible linear, coupling MLP 256 wide] (cnf configs/run_flow.py:10-11; "
      "train_rl.py:91 hard-codes 12)", "the `cpu` preset: 4 blocks, 128 wide, 2 hidden layers (fluxrl/offline/flows.py)",
-     "cost: the paper flow's update costs 5.7x AWAC's, the cpu one's 2.3x (BENCHMARKS.md)"),
+     "cost: a `paper` flow update costs several times a `cpu` one (measured in BENCHMARKS.md, \"cost of a CNF "
+     "update\")"),
     ("flow pre-training", "AdamW 5e-4, wd 1e-4, batch 1024 (run_flow.py:13-15), clip 0.1 (train_flow.py:31), 10% "
-     "validation (offline_dataset.py:18); 100 epochs medium, 350 replay (run_flow.py:30-35); the checkpoint chosen "
-     "by hand (readme, step 2)", "the same optimiser and split; about 5,000 steps (6 epochs on 1M transitions, 80 on "
-     "medium-replay's 70,000); the best validation epoch kept automatically", "budget: the validation NLL gains "
-     "little after the first epochs (maze2d-umaze: -9.3 at 6 epochs, -10.3 at 30)"),
+     "validation (offline_dataset.py:18); 50 epochs expert, 100 medium, 350 replay (run_flow.py:30-35); the "
+     "checkpoint chosen by hand (readme, step 2)", "the same optimiser and split; about 5,000 steps (6 epochs on 1M "
+     "transitions, 80 on medium-replay's 70,000; the `paper` preset runs the official epochs by dataset name); the "
+     "best validation epoch kept automatically", "budget: the validation NLL gains little after the first epochs "
+     "(maze2d-umaze: -9.3 at 6 epochs, -10.3 at 30)"),
     ("CNF RL", "latent AWAC, 3x256 (MLP n_layers=4), Adam 3e-4, gamma 0.99, tau 2e-3, batch 512, 200,000 updates "
      "(run_rl.py:12-18), lambda 1/3 (run_rl.py:23)", "the same networks and optimiser; batch 256, 10,000 updates; "
-     "lambda as CORL's AWAC per dataset (0.1 on maze2d)", "budget; batch and lambda as the AWAC baseline's so that "
-     "CNF and AWAC differ only in the latent"),
+     "lambda as CORL's AWAC per dataset (0.3333, 0.1 on maze2d)", "budget; batch and lambda as the AWAC baseline's "
+     "so that CNF and AWAC differ only in the latent"),
     ("evaluation", "every 100 updates, 10 episodes, stochastic actor (run_rl.py:19-21, train_rl.py:131-134)",
      "every 2,500 updates, 10 episodes (100 on maze2d, as CORL), the same stochastic latent",
      "evaluation costs more than 100 updates here"),
@@ -81,13 +90,16 @@ PROTOCOL_TABLE = (
      "the best evaluation over a run picks the luckiest of many noisy evaluations; the final one is CORL's measure"),
     ("PLAS", "VAE 750x2, lr 1e-4, 500,000 steps (PLAS main.py:54-56); latent clip 2 (main.py:57), no perturbation "
      "(phi 0, main.py:58); batch 100, actor 1e-4, critic 1e-3, tau 0.005 (main.py:59-62); 500,000 updates "
-     "(main.py:52)", "the same, but the VAE for 15,000 steps and 10,000 updates; one VAE per dataset shared by the "
-     "seeds", "budget"),
-    ("AWAC, IQL, TD3+BC", "CORL's configs (configs/offline/<algo>/*), 1M updates (CORL algorithms/offline/awac.py:35, "
-     "iql.py:38, td3_bc.py:31)", "the same configs as `fluxrl "
-     "reproduce offline` (IQL's cosine over the run), 10,000 updates", "budget"),
-    ("ablations", "uniform vs normal latent, flow vs VAE (paper, section on ablations)",
-     "`--prior normal` (the flow retrained with a normal prior) and `--decoder vae` (PLAS's VAE, latent in +-2), on "
+     "(main.py:52); raw states (main.py:93, d4rl.qlearning_dataset, never normalised)", "the same, raw states "
+     "included, but the VAE for 15,000 steps and 10,000 updates; one VAE per dataset shared by the seeds", "budget"),
+    ("AWAC, IQL, TD3+BC", "CORL's config for each dataset (configs/offline/<algo>/<env>/<dataset>.yaml), 1M updates "
+     "(CORL algorithms/offline/awac.py:35, iql.py:38, td3_bc.py:31)", "CORL's config for each dataset "
+     "(fluxrl/offline/corl.py; the per-dataset row below), 10,000 updates, IQL's cosine over them", "budget"),
+    ("ablations", "uniform vs normal latent, flow vs VAE (paper, section on ablations); the RL code builds every flow "
+     "with the uniform prior's final tanh (train_rl.py:89-94), so a normal-prior flow (run_flow.py:22,39 "
+     "`--normal`) is driven through its inverse, clamp and atanh (invertible_tanh.py:39-43)",
+     "`--prior normal`: the flow retrained with a normal prior, the policy's tanh output mapped through the same "
+     "clamp and atanh (unbounded up to +-6.1); `--decoder vae`: PLAS's VAE on normalised states, latent in +-2; on "
      "hopper-medium and halfcheetah-medium-replay", "budget: two datasets"),
     ("seeds", "official runs: 1 per command; CORL: 4", "3 per method, vmapped (padded to 4 on 2 cores)",
      "the issue's minimum; the spread sets the noise floor of every verdict"),
@@ -104,10 +116,38 @@ PAIRS = {"CNF vs PLAS": ("CNF", "PLAS"), "CNF vs AWAC": ("CNF", "AWAC"),
          "uniform vs normal": ("CNF", "CNF normal prior"), "flow vs VAE": ("CNF", "CNF VAE decoder")}
 
 
+def protocol_rows() -> tuple[tuple[str, str, str, str], ...]:
+    """PROTOCOL_TABLE and a last row of the baselines' per-dataset settings, read off the configs that run."""
+    from fluxrl.experiments.offline import corl_changes
+
+    return PROTOCOL_TABLE + (("per-dataset settings", "CORL's configs/offline/<algo>/<env>/<dataset>.yaml where they "
+                              "differ from the algorithm's defaults (e.g. iql/hopper/medium_v2.yaml:11,18,22: "
+                              "iql_deterministic, normalize_reward, tau 0.001)", "the same values "
+                              "(fluxrl/offline/corl.py; IQL's rewards on hopper-medium scaled as normalize_reward "
+                              "asks), as run: " + corl_changes(STUDIES, tuple(BASELINES)), ""),)
+
+
 def protocol_table() -> list[str]:
-    """Markdown rows of PROTOCOL_TABLE."""
+    """Markdown rows of the protocol table."""
     lines = ["| setting | official code (path:line) | ours | why they differ |", "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
+    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in protocol_rows()]
+
+
+def method_config(study: Study, method: str):
+    """The config one method runs on the study's dataset."""
+    from fluxrl.experiments import offline
+    from fluxrl.offline import cnf, plas
+    from fluxrl.offline.vae import VAEConfig
+
+    name = study.config["dataset"]
+    if method in BASELINES:
+        return offline.method_config(study, method)
+    vae = VAEConfig(steps=VAE_STEPS)
+    if method == "PLAS":
+        return plas.PLASConfig(vae=vae)
+    changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae")}.get(method, {})
+    return cnf.CNFConfig(flow="cpu", flow_epochs=FLOW_EPOCHS[name], batch_size=CNF_BATCH,
+                         awac_lambda=corl.awac_lambda(name), vae=vae, **changes)
 
 
 def study_config(study: Study, method: str, data_dir: str | None = None, models_dir: str | None = None,
@@ -117,19 +157,14 @@ def study_config(study: Study, method: str, data_dir: str | None = None, models_
     from fluxrl.experiments import offline
     from fluxrl.offline import cnf, plas
     from fluxrl.offline.common import load_offline_data
-    from fluxrl.offline.vae import VAEConfig
 
     name = study.config["dataset"]
-    if method in ("AWAC", "IQL", "TD3+BC"):
+    if method in BASELINES:
         return offline.study_config(study, method, data_dir)
-    vae = VAEConfig(steps=VAE_STEPS)
-    if method == "PLAS":
-        module, config = plas, plas.PLASConfig(vae=vae)
-    else:
-        changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae")}.get(method, {})
-        module, config = cnf, cnf.CNFConfig(flow="cpu", flow_epochs=FLOW_EPOCHS[name], batch_size=CNF_BATCH,
-                                            awac_lambda=AWAC_LAMBDA[name], vae=vae, **changes)
-    data = load_offline_data(name, module.ALGORITHM.name, data_dir, study.config["eval_episodes"])
+    module = plas if method == "PLAS" else cnf
+    config = method_config(study, method)
+    data = load_offline_data(name, module.ALGORITHM.name, data_dir, study.config["eval_episodes"],
+                             normalize_states=PLAS_NORMALIZE_STATES if method == "PLAS" else True)
     began = time.perf_counter()
     data = module.prepare_data(config, data, name, models_dir, progress=progress)
     if pretraining is not None:
@@ -170,7 +205,9 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
     lines = [f"# CNF against PLAS, AWAC, IQL and TD3+BC on D4RL-style data (protocol `{PROTOCOL}`)", "",
              "Datasets **made locally with D4RL's recipes** (`fluxrl data make`), not the original D4RL files; the "
              "reference numbers are on the original data at 20-100x our budget: they say where the methods stand, "
-             "not what we should match.", "", "## Protocol", "", *protocol_table(), "",
+             "not what we should match. They are CORL's last scores and where the official readme's CNF curves end; "
+             "the paper's own table (arXiv 2211.11096) is not among them.", "", "## Protocol", "",
+             *protocol_table(), "",
              f"{seeds} seeds per method. Method A beats B when A's mean final score exceeds B's by more than the "
              "larger of the two seed standard deviations (the noise floor); inside it, a tie.", "",
              _time_line(seconds), ""]
@@ -185,19 +222,27 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
         lines += [f"## {study.name}", "", f"{study.iterations:,} updates, evaluated every {study.eval_every:,} on "
                   f"{study.config['eval_episodes']} episodes; {seconds.get(study.name, 0.0):.0f} s with the "
                   "decoders' pre-training.", "",
-                  "| method | final score (mean ± std) | per seed | best evaluation (mean) | reference, D4RL data |",
-                  "|---|---|---|---|---|"]
+                  "| method | final score (mean ± std) | per seed | best evaluation (mean) | reference, D4RL data "
+                  "(its updates, × ours) |", "|---|---|---|---|---|"]
         for method in study.methods:
             result = summary["final"][method]
             score = result["normalized_score"]
             reference = REFERENCE[study.name].get(method)
             lines.append(f"| {method} | {score['mean']:.1f} ± {score['std']:.1f} | "
                          + ", ".join(f"{v:.1f}" for v in score["seeds"])
-                         + f" | {result['best_mean']:.1f} | {'—' if reference is None else f'{reference:.1f}'} |")
+                         + f" | {result['best_mean']:.1f} | {reference_cell(method, reference, study.iterations)} |")
         lines += ["", f"![{study.name}]({study.name}.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def reference_cell(method: str, reference: float | None, updates: int) -> str:
+    """A reference score with the updates behind it and their ratio to ours; a dash without one."""
+    if reference is None:
+        return "—"
+    theirs = REFERENCE_UPDATES[method]
+    return f"{reference:.1f} ({theirs // 1000:,}k updates, {theirs / updates:,.0f}× ours)"
 
 
 def _time_line(seconds: dict) -> str:

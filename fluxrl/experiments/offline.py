@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction,
                                        store_run_facts, wall_time_line)
+from fluxrl.offline import corl
 
 OFFICIAL = "tinkoff-ai/CORL"  # CORL's code and README; paths below are inside it
 METHODS = ("BC", "TD3+BC", "IQL", "AWAC")
@@ -28,16 +29,15 @@ PROTOCOLS = (PROTOCOL,)
 BUDGETS = {PROTOCOL: {"halfcheetah-medium-replay": (20_000, 4000), "halfcheetah-medium": (20_000, 4000),
                       "maze2d-umaze": (20_000, 5000)}}
 
-# CORL's configs (configs/offline/<algo>/<env>/<dataset>.yaml): evaluation episodes, and AWAC's lambda, which is
-# the only setting that differs between these datasets.
-EVAL_EPISODES = {"halfcheetah-medium-replay": 10, "halfcheetah-medium": 10, "maze2d-umaze": 100}
-AWAC_LAMBDA = {"halfcheetah-medium-replay": 1 / 3, "halfcheetah-medium": 1 / 3, "maze2d-umaze": 0.1}
+# The methods' algorithm names; their configs are CORL's per dataset (fluxrl/offline/corl.py), as are the
+# evaluation episodes.
+ALGORITHM_NAMES = {"BC": "bc", "TD3+BC": "td3bc", "IQL": "iql", "AWAC": "awac"}
 
 STUDIES = tuple(
-    Study(name, f"{name} (D4RL-style), D4RL-normalised score", dict(dataset=name, eval_episodes=EVAL_EPISODES[name]),
-          METHODS, iterations=BUDGETS[PROTOCOL][name][0], eval_every=BUDGETS[PROTOCOL][name][1],
-          curves=("normalized_score",), headline="normalized_score", lower_is_better=False,
-          method_overrides={"AWAC": dict(awac_lambda=AWAC_LAMBDA[name])})
+    Study(name, f"{name} (D4RL-style), D4RL-normalised score",
+          dict(dataset=name, eval_episodes=corl.eval_episodes(name)), METHODS,
+          iterations=BUDGETS[PROTOCOL][name][0], eval_every=BUDGETS[PROTOCOL][name][1],
+          curves=("normalized_score",), headline="normalized_score", lower_is_better=False)
     for name in ("halfcheetah-medium-replay", "maze2d-umaze", "halfcheetah-medium"))
 
 # CORL's README, "Last Scores" (final evaluation, 4 seeds, 1M updates, on the original D4RL v2 / v1 files):
@@ -74,7 +74,7 @@ PROTOCOL_TABLE = (
     ("IQL", "beta 3, expectile 0.7, tau 0.005, Gaussian actor, actor lr cosine-decayed to 0 over the run "
      "(configs/offline/iql/*; iql.py:399)", "the same, the cosine over our 20,000 updates",
      "the schedule's shape kept at the shorter budget"),
-    ("AWAC", "lambda 1/3 on halfcheetah, 0.1 on maze2d-umaze, 3x256, tau 0.005 (configs/offline/awac/*)",
+    ("AWAC", "lambda 0.3333 on halfcheetah, 0.1 on maze2d-umaze, 3x256, tau 0.005 (configs/offline/awac/*:1)",
      "the same (fluxrl/offline/awac.py)", ""),
     ("states", "normalised by the dataset's mean and std + 1e-3 (td3_bc.py:402-413), rewards unchanged "
      "(normalize_reward: false in these configs)", "the same", ""),
@@ -86,25 +86,53 @@ CLAIMS = {"halfcheetah-medium-replay": "TD3+BC, IQL and AWAC beat BC (CORL: 44.8
           "halfcheetah-medium": "TD3+BC, IQL and AWAC beat BC (CORL: 48.1, 48.3, 49.5 vs 42.4)"}
 
 
+def protocol_rows() -> tuple[tuple[str, str, str, str], ...]:
+    """PROTOCOL_TABLE and a last row of the per-dataset settings, read off the configs the reproduction runs."""
+    return PROTOCOL_TABLE + (("per-dataset settings", "configs/offline/<algo>/<env>/<dataset>.yaml, where they differ "
+                              "from the algorithm's defaults", "the same values (fluxrl/offline/corl.py), as run: "
+                              + corl_changes(STUDIES), ""),)
+
+
 def protocol_table() -> list[str]:
-    """Markdown rows of PROTOCOL_TABLE."""
+    """Markdown rows of the protocol table."""
     lines = [f"| setting | CORL (`{OFFICIAL}`, path:line) | ours | why they differ |", "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
+    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in protocol_rows()]
+
+
+def method_config(study: Study, method: str):
+    """The config one method runs on the study's dataset: CORL's for it, IQL's cosine over the study's updates."""
+    algorithm = ALGORITHM_NAMES[method]
+    changes = dict(study.method_overrides.get(method, {}))
+    if method == "IQL":  # CORL decays the actor's learning rate over the whole run
+        changes.setdefault("actor_lr_decay_steps", study.iterations)
+    return corl.corl_config(algorithm, study.config["dataset"], **changes)
+
+
+def corl_changes(studies, methods=METHODS) -> str:
+    """What the configs the reproduction runs set away from fluxrl's defaults, dataset by dataset ("field value";
+    CORL's per-dataset values), read off the configs themselves so that a protocol table cannot disagree with them."""
+    import dataclasses
+
+    parts = []
+    for study in studies:
+        for method in (m for m in methods if m in study.methods):
+            config = method_config(study, method)
+            default = type(config)()
+            changed = [f"{f.name} {getattr(config, f.name)}" for f in dataclasses.fields(config)
+                       if f.name != "actor_lr_decay_steps" and getattr(config, f.name) != getattr(default, f.name)]
+            if changed:
+                parts.append(f"{study.name} {method}: {', '.join(changed)}")
+    return "; ".join(parts)
 
 
 def study_config(study: Study, method: str, data_dir: str | None = None):
     """(algorithm, config, shared data) of one method on one dataset."""
-    import dataclasses
-
-    from fluxrl.offline import awac, bc, iql, td3bc
     from fluxrl.offline.common import load_offline_data
 
-    module = {"BC": bc, "TD3+BC": td3bc, "IQL": iql, "AWAC": awac}[method]
-    config = module.ALGORITHM.config_type(**study.method_overrides.get(method, {}))
-    if method == "IQL":  # CORL decays the actor's learning rate over the whole run
-        config = dataclasses.replace(config, actor_lr_decay_steps=study.iterations)
-    data = load_offline_data(study.config["dataset"], module.ALGORITHM.name, data_dir, study.config["eval_episodes"])
-    return module.ALGORITHM, config, data
+    config = method_config(study, method)
+    algorithm = ALGORITHM_NAMES[method]
+    data = load_offline_data(study.config["dataset"], algorithm, data_dir, study.config["eval_episodes"])
+    return corl.algorithm_module(algorithm).ALGORITHM, config, data
 
 
 def compare(final: dict, method: str, baseline: str) -> str:

@@ -10,7 +10,8 @@ the flow gives density to, so no out-of-distribution action is ever produced. As
 - actor loss mean(w |decode(z, s) - a|_1), z ~ pi(s) reparameterised, the gradient flowing through the frozen
   flow into the actor; soft updates of the critics' targets.
 `decoder="vae"` swaps the flow for PLAS's VAE (latent actions scaled to +-`vae_latent_scale`), the paper's
-"flow vs VAE" ablation; `prior="normal"` trains the flow with a normal prior, the "uniform vs normal" one.
+"flow vs VAE" ablation; `prior="normal"` trains the flow with a normal prior, the "uniform vs normal" one, whose
+policy reaches the whole real line through atanh as in the official RL path (`decoder_latent`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ class CNFConfig:
     flow: str = "cpu"
     """Flow preset (fluxrl.offline.flows.PRESETS): `paper` (12 blocks, 256 wide) or `cpu` (smaller, named)."""
     prior: str = "uniform"
-    """The flow's latent prior: `uniform` on (-1, 1)^d (CNF) or `normal` (the paper's ablation)."""
+    """The flow's latent prior: `uniform` on (-1, 1)^d (CNF) or `normal` (the paper's ablation; the policy's latent
+    then reaches the whole line through atanh, as the official RL path)."""
     decoder: str = "flow"
     """What the latent decodes through: `flow` (CNF) or `vae` (PLAS's VAE: the flow-vs-VAE ablation)."""
     flow_epochs: Optional[int] = None
-    """Pre-training epochs of the flow (None: the preset's)."""
+    """Pre-training epochs of the flow (None: with the `paper` preset the official 50 expert / 100 medium / 350
+    replay by dataset name, else the preset's)."""
     vae_latent_scale: float = 2.0
     """With `decoder=vae`: latent actions lie in +-this (PLAS's max_latent_action)."""
     vae: VAEConfig = field(default_factory=VAEConfig)
@@ -97,12 +100,19 @@ class CNFState(NamedTuple):
     key: jax.Array
 
 
-def flow_config(config: CNFConfig):
-    """The flow's config: the preset with the prior and epochs of `config`."""
-    from fluxrl.offline.flows import PRESETS
+def flow_config(config: CNFConfig, dataset_id: str = ""):
+    """The flow's config on the dataset named `dataset_id`: the preset with the prior of `config` and its
+    `flow_epochs`, else the `paper` preset's official schedule by dataset kind, else the preset's epochs."""
+    from fluxrl.offline.flows import PRESETS, paper_epochs
 
     preset = PRESETS[config.flow]
-    return dataclasses.replace(preset, prior=config.prior, epochs=config.flow_epochs or preset.epochs)
+    if config.flow_epochs is not None:
+        epochs = config.flow_epochs
+    elif config.flow == "paper":
+        epochs = paper_epochs(dataset_id)
+    else:
+        epochs = preset.epochs
+    return dataclasses.replace(preset, prior=config.prior, epochs=epochs)
 
 
 def prepare_data(config: CNFConfig, offline: OfflineData, dataset_id: str,
@@ -117,7 +127,7 @@ def prepare_data(config: CNFConfig, offline: OfflineData, dataset_id: str,
         from fluxrl.offline.flow_training import cached_flow
 
         directory = cache_dir if cache_dir is not None else vae.default_cache_dir().parent / "flows"
-        decoder = cached_flow(flow_config(config), offline, dataset_id, directory, seed, progress)
+        decoder = cached_flow(flow_config(config, dataset_id), offline, dataset_id, directory, seed, progress)
     return make_latent_data(offline, decoder)
 
 
@@ -126,16 +136,27 @@ def latent_dim(data: LatentData) -> int:
     return int(data.decoder.latent_dim)
 
 
-def latent_scale(config: CNFConfig) -> float:
-    """Latent actions lie in +-this: the flow's cube, or PLAS's bound in a VAE's latent."""
-    return config.vae_latent_scale if config.decoder == "vae" else 1.0
+def decoder_latent(config: CNFConfig, squashed: jax.Array) -> jax.Array:
+    """The decoder's latent for the actor's tanh output in (-1, 1): the flow's cube as it is, a normal prior's whole
+    line through atanh, or PLAS's box +-`vae_latent_scale` in a VAE's latent."""
+    from fluxrl.offline.flows import TANH_CLAMP
+
+    if config.decoder == "vae":
+        return config.vae_latent_scale * squashed
+    if config.prior == "normal":
+        # The official RL path builds every flow with the uniform prior's final tanh (train_rl.py:89-94); that layer
+        # has no parameters, so a normal-prior checkpoint loads, and the actor's output goes through its inverse,
+        # clamp to +-(1 - 1e-5) then atanh (invertible_tanh.py:39-43): the latent reaches about +-6.1, the normal
+        # prior's whole mass, where the cube alone would cut off about a third of each dimension's.
+        return jnp.arctanh(jnp.clip(squashed, -TANH_CLAMP, TANH_CLAMP))
+    return squashed
 
 
 def sample_latent(config: CNFConfig, actor: MLP, observations: jax.Array, key: jax.Array) -> jax.Array:
-    """z = scale tanh(mu + sigma eps), reparameterised (the official TanhActor's rsample)."""
+    """The decoder's latent of tanh(mu + sigma eps), reparameterised (the official TanhActor's rsample)."""
     mean, log_std = jnp.split(actor(observations), 2, axis=-1)
     std = jnp.exp(jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
-    return latent_scale(config) * jnp.tanh(mean + std * jax.random.normal(key, mean.shape))
+    return decoder_latent(config, jnp.tanh(mean + std * jax.random.normal(key, mean.shape)))
 
 
 def act(config: CNFConfig, actor: MLP, decoder, observations: jax.Array, key: jax.Array) -> jax.Array:

@@ -52,7 +52,8 @@ class FlowConfig:
     validation_fraction: float = 0.1
     """Share of the dataset held out to pick the best epoch, in (0, 1)."""
     epochs: int = 100
-    """Pre-training epochs (official: 50 expert, 100 medium, 350 replay datasets; see `paper_epochs`)."""
+    """Pre-training epochs (official: 50 expert, 100 medium, 350 replay datasets: `paper_epochs`, which CNF's
+    `paper` preset uses by dataset name)."""
 
     def __post_init__(self):
         for name in ("blocks", "hidden", "depth", "batch_size", "epochs"):
@@ -72,7 +73,8 @@ PRESETS = {
 
 
 def paper_epochs(dataset_name: str) -> int:
-    """The official pre-training epochs for a D4RL-style dataset name: 50 expert, 350 replay, else 100."""
+    """The official pre-training epochs for a D4RL-style dataset name (cnf configs/run_flow.py:30-35): 50 when it
+    names expert data (medium-expert too), else 350 replay, else 100."""
     if "expert" in dataset_name:
         return 50
     return 350 if "replay" in dataset_name else 100

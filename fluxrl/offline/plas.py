@@ -12,9 +12,9 @@ perturbation layer (`LatentPerturbation`, algos.py:33-62) adds phi * tanh(net([s
 
 The frozen VAE is no part of a seed's state: it rides in the runner's shared read-only `data` (`fluxrl.offline.latent.LatentData`), next to
 the dataset, so it is never copied per seed nor checkpointed; one VAE serves every seed (the official code trains one
-per seed). Both the VAE and the RL see the observations as `OfflineData` holds them (normalised by default; the
-official code does not normalise). Official code: github:Wenxuan-Zhou/PLAS (`algos.py`, `main.py`); CNF's repository
-(github:tinkoff-ai/cnf) holds no PLAS code.
+per seed). Both the VAE and the RL see the observations as `OfflineData` holds them: raw in `fluxrl reproduce cnf`,
+as the official code (main.py:93), normalised by default when trained from the command line. Official code:
+github:Wenxuan-Zhou/PLAS (`algos.py`, `main.py`); CNF's repository (github:tinkoff-ai/cnf) holds no PLAS code.
 """
 
 from __future__ import annotations

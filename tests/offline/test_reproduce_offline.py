@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from fluxrl.experiments import offline as experiment
+from tests.offline.test_corl import assert_runs_corl
 
 
 def rows_for(scores_by_seed: list[list[float]], every: int = 100) -> list[dict]:
@@ -61,9 +62,19 @@ def test_report_has_the_protocol_corl_beside_ours_and_the_verdict(tmp_path):
 
 
 def test_every_protocol_difference_names_its_reason():
-    for setting, corl, ours, why in experiment.PROTOCOL_TABLE:
+    for setting, corl, ours, why in experiment.protocol_rows():
         assert setting and corl and ours
         assert why or ours.startswith("the same"), setting
+
+
+def test_the_per_dataset_row_says_same_only_because_the_code_runs_corls_values():
+    setting, corl, ours, why = experiment.protocol_rows()[-1]
+    assert setting == "per-dataset settings" and why == ""
+    for study in experiment.STUDIES:
+        for method in study.methods:
+            assert_runs_corl(experiment.ALGORITHM_NAMES[method], study.name, experiment.method_config(study, method),
+                             study.config["eval_episodes"])
+    assert "maze2d-umaze AWAC: awac_lambda 0.1" in ours and "halfcheetah-medium AWAC: awac_lambda 0.3333" in ours
 
 
 def test_corl_scores_cover_every_method_and_dataset():
