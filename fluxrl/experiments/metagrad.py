@@ -156,7 +156,7 @@ def common_counts(rows: dict[str, list[dict]], points: int = 4) -> list[int]:
         steps.append(np.diff(counts[0]).max() if counts.shape[1] > 1 else 1)
     grid = max(int(max(steps)), 1)
     wanted = [int(finals and min(finals) * (i + 1) / points) for i in range(points)]
-    return [c // grid * grid if c >= grid else c for c in wanted]
+    return sorted({c // grid * grid if c >= grid else c for c in wanted})
 
 
 def at_counts(rows: list[dict], metric: str, counts: list[int]) -> np.ndarray:
