@@ -36,7 +36,7 @@ class ReproduceOptions:
     """CPUs Ray reserves for each run."""
     protocol: str = ""
     """The reproduction's protocol (lggfn: cpu-reduced-2; softrl: cpu-reduced-2 or paper; offline, cnf:
-    cpu-reduced-1; fpo: cpu-reduced-2 or paper; metagrad: cpu-reduced-1); empty: the default."""
+    cpu-reduced-1; fpo: cpu-reduced-2 or paper; metagrad: cpu-reduced-2); empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
@@ -92,7 +92,7 @@ class ReproduceFPO(ReproduceOptions):
 
 @dataclass(frozen=True)
 class ReproduceMetagrad(ReproduceOptions):
-    """Multi-step meta-gradients with mixing (Bonnet et al. 2021) on Snake 6x6: variance ratio, return, gamma."""
+    """Multi-step meta-gradients with mixing (Bonnet et al. 2021) on Snake 6x6: variance ratios, return, gamma and lambda."""
 
     out: str = "runs/reproduce-metagrad"
     seeds: int = 6

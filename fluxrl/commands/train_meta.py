@@ -52,7 +52,9 @@ class TrainMeta:
     remat: bool = False
     """Reverse mode: recompute the inner updates' activations in the backward pass (less memory for large K)."""
     variance_samples: int = 8
-    """Independent meta-gradients per variance measurement (at every evaluation)."""
+    """Independent meta-gradients per variance measurement (at every evaluation), compared with the reference."""
+    reference_samples: int = 64
+    """Independent meta-gradients drawn apart whose mean is the large-sample reference (at every evaluation)."""
     agent: Annotated[tyro.conf.OmitArgPrefixes[a2c.A2CConfig], tyro.conf.arg(name="agent", prefix_name=False)] = \
         field(default_factory=_a2c)
     run: Annotated[tyro.conf.OmitArgPrefixes[RunConfig], tyro.conf.arg(name="run", prefix_name=False)] = field(
@@ -79,7 +81,7 @@ def algorithm_and_config(command: TrainMeta):
     return metagrad.ALGORITHM, metagrad.MetaConfig(
         a2c=command.agent, meta_params=names, inner_steps=command.inner_steps, mix=command.mix, kappa=command.kappa,
         meta_lr=command.meta_lr, meta_clip=command.meta_clip, autodiff=command.autodiff, remat=command.remat,
-        variance_samples=command.variance_samples)
+        variance_samples=command.variance_samples, reference_samples=command.reference_samples)
 
 
 def check(command: TrainMeta) -> None:

@@ -211,13 +211,12 @@ class StepCarry(NamedTuple):
     ended: Ended
 
 
-def inner_step(config: A2CConfig, logits: jax.Array, carry: StepCarry, key: jax.Array):
-    """One A2C update on the pending rollout, then a fresh rollout with the new network: (carry, (outer loss of
-    the network before the update on the pending rollout, metrics))."""
+def update_network(config: A2CConfig, logits: jax.Array, net: SnakeNet, opt_state: optax.OptState, batch: Batch):
+    """One RMSProp step of the inner loss on a rollout: (network, RMSProp state, outer loss of the network before
+    the step on that rollout, metrics); differentiable in the logits, the targets' path included."""
     h = hyperparameters(config, logits)
-    batch = carry.batch
-    (log_policy, values, next_values), pullback = jax.vjp(lambda net: _forward(net, batch), carry.net)
-    discount = h["gamma"] * (1.0 - batch.done.astype(jnp.float32))
+    (log_policy, values, next_values), pullback = jax.vjp(lambda net: _forward(net, batch), net)
+    discount = h["gamma"] * (1.0 - batch.done.astype(log_policy.dtype))
     returns = lambda_returns(batch.reward, discount, next_values, h["lambda"])
     advantage = returns - values
     # The loss's gradient with respect to the network's outputs, pulled back through the network: theta's
@@ -225,9 +224,14 @@ def inner_step(config: A2CConfig, logits: jax.Array, carry: StepCarry, key: jax.
     (_, metrics), (d_log_policy, d_values) = jax.value_and_grad(_heads_loss, argnums=(0, 1), has_aux=True)(
         log_policy, values, batch, returns, advantage, h)
     grads, = pullback((d_log_policy, d_values, jnp.zeros_like(next_values)))
-    updates, opt_state = make_optimizer(config).update(grads, carry.opt_state, carry.net)
-    net = optax.apply_updates(carry.net, updates)
-    loss_before = _outer(log_policy, values, next_values, batch)
+    updates, opt_state = make_optimizer(config).update(grads, opt_state, net)
+    return optax.apply_updates(net, updates), opt_state, _outer(log_policy, values, next_values, batch), metrics
+
+
+def inner_step(config: A2CConfig, logits: jax.Array, carry: StepCarry, key: jax.Array):
+    """One A2C update on the pending rollout, then a fresh rollout with the new network: (carry, (outer loss of
+    the network before the update on the pending rollout, metrics))."""
+    net, opt_state, loss_before, metrics = update_network(config, logits, carry.net, carry.opt_state, carry.batch)
     new_batch, env, ended = collect(config, net, carry.env, key)
     ended = Ended(*(a + b for a, b in zip(carry.ended, ended)))
     return StepCarry(net, opt_state, new_batch, env, ended), (loss_before, metrics)

@@ -58,7 +58,11 @@ class MetaConfig:
     """Reverse mode: recompute each inner update's activations in the backward pass instead of storing them
     (memory ~ 1 update instead of K, at about one more forward pass per update); pays for large K or batches."""
     variance_samples: int = 8
-    """M: independent meta-gradients per variance measurement (the runner's evaluations), at least 2."""
+    """M: independent meta-gradients per variance measurement (the runner's evaluations), at least 2; their
+    cosines to the reference are averaged."""
+    reference_samples: int = 64
+    """R: independent meta-gradients drawn apart whose mean is the large-sample reference, at least 2 (64 or more
+    for a reference worth the name)."""
 
     def __post_init__(self):
         check_range("inner_steps", self.inner_steps, 1)
@@ -70,6 +74,7 @@ class MetaConfig:
         check_range("meta_lr", self.meta_lr, 0.0, low_open=True)
         check_range("meta_clip", self.meta_clip, 0.0, low_open=True)
         check_range("variance_samples", self.variance_samples, 2)
+        check_range("reference_samples", self.reference_samples, 2)
         if not self.meta_params:
             raise ConfigError("meta_params must name at least one of " + ", ".join(a2c.META_PARAMS) + ".")
         for name in self.meta_params:
@@ -210,7 +215,8 @@ def update(config: MetaConfig, data: Any, state: a2c.A2CState) -> tuple[a2c.A2CS
     key, meta_key = jax.random.split(state.key)
     (step, logits, meta_opt_state), metrics = jax.lax.scan(
         one, (state.step, state.logits, state.meta_opt_state), jax.random.split(meta_key, meta_updates))
-    return a2c.finish_iteration(config.a2c, state, step, metrics, key, logits, meta_opt_state)
+    state, metrics = a2c.finish_iteration(config.a2c, state, step, metrics, key, logits, meta_opt_state)
+    return state, {**metrics, "meta_updates": state.iteration * meta_updates}
 
 
 def evaluate(config: MetaConfig, data: Any, state: a2c.A2CState, key: jax.Array) -> dict:
@@ -226,5 +232,5 @@ def env_steps_per_iteration(config: MetaConfig) -> int:
 
 
 ALGORITHM = Algorithm(name="metagrad", config_type=MetaConfig, init=init, update=update, evaluate=evaluate,
-                      progress_metrics=("episode_return", "gamma"), counters=("env_steps",),
+                      progress_metrics=("episode_return", "gamma"), counters=("env_steps", "meta_updates"),
                       throughput_unit="env_steps", work_per_iteration=env_steps_per_iteration)

@@ -114,7 +114,7 @@ def _documented() -> set[str]:
 @pytest.mark.parametrize("algorithm, config", [
     (a2c.ALGORITHM, TINY),
     (metagrad.ALGORITHM, metagrad.MetaConfig(a2c=TINY, inner_steps=2, mix="uniform", meta_params=("gamma", "lambda"),
-                                             variance_samples=2)),
+                                             variance_samples=2, reference_samples=2)),
 ], ids=["a2c", "metagrad"])
 def test_runs_in_the_runner_and_every_metric_is_documented(algorithm, config, tmp_path):
     result = runner.run(algorithm, config, runner.RunConfig(iterations=2, num_seeds=2, out=str(tmp_path / "run"),
@@ -135,3 +135,83 @@ def test_runs_in_the_runner_and_every_metric_is_documented(algorithm, config, tm
 def test_random_play_counts_fruit():
     total = jax.jit(snake.random_play("snake-6x6", 8, 40))(jax.random.PRNGKey(0))
     assert 0 < float(total) <= 8 * 40
+
+
+def _float64(tree):
+    """Every floating leaf of a pytree in float64 (integer and boolean leaves unchanged)."""
+    return jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+FD_CONFIG = a2c.A2CConfig(num_envs=3, num_steps=3, channels=4, policy_hidden=(8,), value_hidden=(8,))
+
+
+@jax.jit
+def fixed_rollouts(key):
+    """A network, its RMSProp state and three consecutive rollouts of the real environment (float32)."""
+    state = a2c.init_state(FD_CONFIG, key)
+    batches, env = [state.step.batch], state.step.env
+    for rollout_key in jax.random.split(key, 2):
+        batch, env, _ = a2c.collect(FD_CONFIG, state.step.net, env, rollout_key)
+        batches.append(batch)
+    return state.step.net, state.step.opt_state, jax.tree.map(lambda *b: jnp.stack(b), *batches), state.logits
+
+
+def _taken_log_policy_and_advantage(net, batch):
+    """log pi(a|s) of the rollout's actions and the outer loss's advantage G^{1,1} - v(s), by hand."""
+    log_policy, values, next_values = a2c._forward(net, batch)
+    taken = jnp.take_along_axis(log_policy, batch.action[..., None], axis=-1)[..., 0]
+    returns = a2c.lambda_returns(batch.reward, 1.0 - batch.done.astype(values.dtype), next_values, 1.0)
+    return taken, returns - values
+
+
+@pytest.mark.parametrize("steps, mix", [(1, "none"), pytest.param(2, "none", marks=pytest.mark.slow),
+                                        pytest.param(2, "uniform", marks=pytest.mark.slow)])
+def test_a2c_meta_gradient_in_every_logit_equals_finite_differences_in_float64(steps, mix):
+    net, opt_state, batches, logits = fixed_rollouts(jax.random.PRNGKey(3))
+    with jax.enable_x64(True):
+        # The real inner update (a2c.update_network: the targets' path in gamma and lambda kept) on fixed rollouts:
+        # the rollouts carry no gradient in the real unroll either (collected with the network's gradient stopped).
+        net, opt_state, batches = _float64(net), _float64(opt_state), _float64(batches)
+        eta0 = logits.astype(jnp.float64) + jnp.array([0.3, -0.2, 0.1, -0.1, 0.2])  # away from the defaults
+        batch_at = lambda index: jax.tree.map(lambda b: b[index], batches)  # noqa: E731
+
+        def step(eta, carry, key):
+            net, opt_state, index = carry
+            net, opt_state, loss_before, metrics = a2c.update_network(FD_CONFIG, eta, net, opt_state,
+                                                                      batch_at(index))
+            return (net, opt_state, index + 1), (loss_before, metrics)
+
+        def final_loss(carry):
+            return a2c.outer_loss(carry[0], batch_at(carry[2]))
+
+        carry, keys = (net, opt_state, jnp.int32(0)), jax.random.split(jax.random.PRNGKey(0), steps)
+        weights = metagrad.mixing_weights(mix, steps).astype(jnp.float64)
+        reverse, forward, losses = jax.jit(lambda eta: [
+            *(metagrad.meta_gradient(step, final_loss, eta, carry, keys, weights, directions=directions)[0]
+              for directions in (None, jnp.eye(5, dtype=jnp.float64))),
+            metagrad.unrolled_losses(step, final_loss, eta, carry, keys)[0]])(eta0)
+
+        def networks(eta):  # theta_1 .. theta_K by plain calls of the same update
+            nets, state = [net], opt_state
+            for index in range(steps):
+                updated, state, _, _ = a2c.update_network(FD_CONFIG, eta, nets[-1], state, batch_at(index))
+                nets.append(updated)
+            return nets[1:]
+
+        # The outer loss's advantages are constants of its gradient (a policy gradient): frozen at eta0 here.
+        frozen = [_taken_log_policy_and_advantage(n, batch_at(k))[1] for k, n in enumerate(networks(eta0), 1)]
+
+        @jax.jit
+        def objective(eta):
+            return sum(w * -jnp.mean(_taken_log_policy_and_advantage(n, batch_at(k))[0] * advantage)
+                       for k, (w, n, advantage) in enumerate(zip(weights, networks(eta), frozen), 1))
+
+        eps = 1e-5
+        numeric = np.array([(objective(eta0 + eps * e) - objective(eta0 - eps * e)) / (2 * eps)
+                            for e in jnp.eye(5, dtype=jnp.float64)])
+        assert float(objective(eta0)) == pytest.approx(float(jnp.dot(weights, losses)), rel=1e-12)
+    assert reverse.dtype == jnp.float64
+    scale = np.abs(numeric).max()
+    assert scale > 0 and np.abs(numeric[:2]).min() > 1e-3 * scale  # gamma and lambda both matter here
+    np.testing.assert_allclose(reverse, numeric, rtol=1e-5, atol=1e-7 * scale)
+    np.testing.assert_allclose(forward, numeric, rtol=1e-5, atol=1e-7 * scale)

@@ -151,14 +151,41 @@ def test_trace_of_covariance_recovers_a_known_covariance():
 def test_cosine_to_the_reference_is_one_without_noise_and_falls_with_it():
     direction = jnp.array([3.0, -1.0, 2.0]) * 1e-7  # meta-gradients are this small; the cosine must not care
     exact = jnp.tile(direction, (8, 1))
-    assert np.isclose(float(variance.cosine_to_reference(exact)), 1.0, atol=1e-5)
+    assert np.isclose(float(variance.cosine_to_reference(exact, direction * 3)), 1.0, atol=1e-5)
     noise = jax.random.normal(jax.random.PRNGKey(0), (8, 3)) * 1e-6
-    assert float(variance.cosine_to_reference(exact + noise)) < 0.9
+    assert float(variance.cosine_to_reference(exact + noise, direction)) < 0.9
     grads = jnp.stack([exact, exact * 2, -exact], axis=1)  # [M, 3 estimators, D]
-    metrics = variance.summarise(grads, own=1)
+    metrics = variance.summarise(grads, grads[:4], own=1)
     assert np.isclose(float(metrics["meta_grad_bias_uniform"]), 1.0, atol=1e-5)
     assert np.isclose(float(metrics["meta_grad_bias_geometric"]), -1.0, atol=1e-5)
     assert float(metrics["meta_grad_variance"]) == float(metrics["meta_grad_variance_uniform"])
+
+
+def test_relative_variance_is_scale_free_and_the_trace_over_the_squared_mean_of_both_batches():
+    rng = np.random.default_rng(1)
+    mean = np.array([1.0, -2.0, 0.5])
+    # Three estimators of one direction: the second half the size with the same relative spread, the third with
+    # four times the relative spread; scaled to meta-gradient sizes.
+    base = mean + rng.normal(size=(72, 3))
+    grads = jnp.asarray(np.stack([base, base / 2, mean + 4 * (base - mean)], axis=1) * 1e-6, jnp.float32)
+    metrics = variance.summarise(grads[:8], grads[8:], own=0)
+    pooled = np.asarray(grads, np.float64)
+    for index, name in enumerate(variance.ESTIMATORS):
+        trace = np.trace(np.cov(pooled[:, index].T))
+        norm = np.sum(pooled[:, index].mean(axis=0) ** 2)
+        assert float(metrics[f"meta_grad_variance_{name}"]) == pytest.approx(trace, rel=1e-4)
+        assert float(metrics[f"meta_grad_mean_sq_norm_{name}"]) == pytest.approx(norm, rel=1e-4)
+        assert float(metrics[f"meta_grad_relative_variance_{name}"]) == pytest.approx(trace / norm, rel=1e-4)
+    raw = float(metrics["meta_grad_variance_kstep"] / metrics["meta_grad_variance_uniform"])
+    relative = float(metrics["meta_grad_relative_variance_kstep"] / metrics["meta_grad_relative_variance_uniform"])
+    assert raw == pytest.approx(4.0, rel=1e-4) and relative == pytest.approx(1.0, rel=1e-4)  # size alone
+    assert float(metrics["meta_grad_relative_variance_geometric"]
+                 / metrics["meta_grad_relative_variance_kstep"]) > 4.0
+    # Each sample against the reference batch's mean, not its own batch's.
+    reference = np.asarray(grads[8:, 0], np.float64).mean(axis=0)
+    samples = np.asarray(grads[:8, 0], np.float64)
+    expected = np.mean(samples @ reference / np.linalg.norm(samples, axis=1) / np.linalg.norm(reference))
+    assert float(metrics["meta_grad_cosine_kstep"]) == pytest.approx(expected, rel=1e-4)
 
 
 def test_td_lambda_returns_match_a_hand_computed_case():

@@ -49,8 +49,8 @@ def test_a_tiny_run_trains_and_writes_its_summary(tmp_path, capsys):
     out = tmp_path / "run"
     command = train_meta.parse(["--inner-steps", "2", "--mix", "geometric", "--num-envs", "4", "--num-steps", "3",
                                 "--updates-per-iteration", "2", "--channels", "4", "--policy-hidden", "8",
-                                "--value-hidden", "8", "--variance-samples", "2", "--iterations", "2",
-                                "--eval-every", "2", "--num-seeds", "2", "--no-progress", "--out", str(out)])
+                                "--value-hidden", "8", "--variance-samples", "2", "--reference-samples", "2",
+                                "--iterations", "2", "--eval-every", "2", "--num-seeds", "2", "--no-progress", "--out", str(out)])
     assert train_meta.execute(command) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 2 * 2 * 4 * 3 and "meta_grad_variance_geometric" in summary
