@@ -21,7 +21,7 @@ def _documented() -> set[str]:
     dict(),
     dict(explore="lggfn"),
     dict(explore="sagfn"),
-    dict(loss="sdqn", per_capacity=64, replay_batch_size=16),
+    pytest.param(dict(loss="sdqn", per_capacity=64, replay_batch_size=16), marks=pytest.mark.slow),  # mdqn's metrics
     dict(loss="mdqn", per_capacity=64, replay_batch_size=16),
     dict(env="structure", num_nodes=3),
 ], ids=["tb", "lggfn", "sagfn", "sdqn", "mdqn", "structure"])

@@ -37,7 +37,8 @@ def _gradients(config, chunk_rows):
 
 
 @pytest.mark.parametrize("loss", ["tb", "db", "subtb"])
-@pytest.mark.parametrize("backward_policy", ["learned", "uniform"])
+# The uniform backward policy (no P_B parameters) is the simpler case: with -m slow.
+@pytest.mark.parametrize("backward_policy", ["learned", pytest.param("uniform", marks=pytest.mark.slow)])
 def test_packed_gradient_equals_autodiff_of_rescored_loss(loss, backward_policy):
     config = BalanceConfig(env=HypergridConfig(ndim=3, height=5), network=MLPConfig(hidden=32), loss=loss,
                            backward_policy=backward_policy, batch_size=8)

@@ -14,11 +14,11 @@ from fluxrl.gflownet.flat import from_flat
 TINY = dict(env="hypergrid", ndim=2, height=5, hidden=16, batch_size=8)
 
 
-# lggfn and mdqn by default (an auxiliary model's state; a prioritised buffer's); replay and sagfn with -m slow,
-# to keep the suite under five minutes.
+# All with -m slow, to keep the suite under five minutes: the runner's own resume tests (tests/core/test_runner.py)
+# check a killed and resumed run by default; these add each kind of state an algorithm keeps beside its policy.
 @pytest.mark.parametrize("options", [
     pytest.param(dict(explore="replay", replay_capacity=16), marks=pytest.mark.slow),
-    dict(explore="lggfn"),
+    pytest.param(dict(explore="lggfn"), marks=pytest.mark.slow),
     pytest.param(dict(explore="sagfn"), marks=pytest.mark.slow),
     dict(loss="mdqn", per_capacity=64, replay_batch_size=16, target_every=3),
 ], ids=["replay", "lggfn", "sagfn", "mdqn"])

@@ -164,6 +164,8 @@ def _taken_log_policy_and_advantage(net, batch):
     return taken, returns - values
 
 
+# 20 s each: with -m slow (the quadratic toy's finite-difference tests guard the K-step machinery by default).
+@pytest.mark.slow
 @pytest.mark.parametrize("steps, mix", [(1, "none"), pytest.param(2, "none", marks=pytest.mark.slow),
                                         pytest.param(2, "uniform", marks=pytest.mark.slow)])
 def test_a2c_meta_gradient_in_every_logit_equals_finite_differences_in_float64(steps, mix):

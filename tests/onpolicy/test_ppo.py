@@ -79,11 +79,9 @@ def test_advantages_recomputed_by_the_rollout_critic_equal_the_rollout_ones():
 
 
 def test_target_kl_stops_the_epochs_and_per_network_clipping_bounds_each_gradient():
-    step = jax.jit(lambda config, state: ppo.update(config, None, state), static_argnums=0)
-    for target_kl, epochs in ((1e-12, 1), (1e9, CONFIG.epochs)):
-        config = dataclasses.replace(CONFIG, target_kl=target_kl)
-        _, metrics = step(config, ppo.init(config, None, jax.random.PRNGKey(0)))
-        assert float(metrics["epochs_run"]) == epochs
+    config = dataclasses.replace(CONFIG, target_kl=1e-12)  # any step moves the policy further than this
+    _, metrics = jax.jit(lambda state: ppo.update(config, None, state))(ppo.init(config, None, jax.random.PRNGKey(0)))
+    assert float(metrics["epochs_run"]) == 1 and CONFIG.epochs > 1
     clip = rollout.clip_each_by_norm(1.0)
     grads = ({"w": jnp.array([3.0, 4.0])}, {"w": jnp.array([0.3, 0.4])})
     clipped, _ = clip.update(grads, clip.init(grads))
