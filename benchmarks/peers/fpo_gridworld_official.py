@@ -33,13 +33,19 @@ MAX_LEN = 100  # the official env's step limit
 RESETS = 20_000
 
 
-def main():
-    """Record the sequences and resets into one npz."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def official_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with --official, the folder of the official grid-world code (or FPO_OFFICIAL_DIR)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--official", default=os.environ.get("FPO_OFFICIAL_DIR"),
                         required="FPO_OFFICIAL_DIR" not in os.environ,
                         help="an export of akanazawa/fpo's gridworld/ folder (git archive HEAD gridworld); "
                              "default: env var FPO_OFFICIAL_DIR")
+    return parser
+
+
+def main():
+    """Record the sequences and resets into one npz."""
+    parser = official_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/fpo-gridworld-official/env_steps.npz")
     args = parser.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")  # the env opens a matplotlib figure when built

@@ -32,7 +32,6 @@ DIR (or env var FPO_OFFICIAL_DIR): an export of akanazawa/fpo's gridworld/ folde
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -41,6 +40,8 @@ import time
 
 import numpy as np
 
+from fpo_gridworld_official import official_parser  # this folder is on sys.path when the script runs
+
 
 class StopTraining(Exception):
     """Raised after the last iteration's summary to leave the official learn() loop."""
@@ -48,11 +49,7 @@ class StopTraining(Exception):
 
 def main():
     """Train, sample, roll out, save."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--official", default=os.environ.get("FPO_OFFICIAL_DIR"),
-                        required="FPO_OFFICIAL_DIR" not in os.environ,
-                        help="an export of akanazawa/fpo's gridworld/ folder (git archive HEAD gridworld); "
-                             "default: env var FPO_OFFICIAL_DIR")
+    parser = official_parser(__doc__.splitlines()[0])
     parser.add_argument("--method", choices=["fpo", "ppo"], required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=100)
