@@ -27,6 +27,9 @@ def pytest_configure(config):
 
     import jax
 
+    from fluxrl.core.devices import use_every_core
+
+    use_every_core()  # one CPU device per core, as a run or the command line sets it
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="fluxrl-test-jax-cache-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 

@@ -37,17 +37,30 @@ def _add_xla_flags(flags: dict[str, int]) -> None:
 
 
 def use_every_core() -> int:
-    """Ask JAX for one CPU device per core, if no JAX computation has run yet; returns the device count asked."""
+    """Ask JAX for one CPU device per core, if no JAX computation has run yet; returns the device count asked.
+
+    Called when a run starts, never at import. The patient XLA flags are in XLA_FLAGS only while the backend starts
+    and read them; the variable is then restored, so child processes (peer benchmarks, Ray workers) get the
+    environment this process was started with."""
+    previous = os.environ.get("XLA_FLAGS")
     _add_xla_flags(PATIENT_XLA_FLAGS)
-    if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get(
-            "XLA_FLAGS", ""):
-        return jax.config.jax_num_cpu_devices  # the user chose
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
-        jax.config.update("jax_num_cpu_devices", cores)
-    except RuntimeError:  # JAX already ran something: keep the devices it has
-        return len(jax.devices())
-    return cores
+        if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in (previous or ""):
+            count = jax.config.jax_num_cpu_devices  # the user chose
+        else:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            try:
+                jax.config.update("jax_num_cpu_devices", cores)
+                count = cores
+            except RuntimeError:  # JAX already ran something: keep the devices it has
+                count = len(jax.devices())
+        jax.devices()  # the backend starts here (if it has not) and reads XLA_FLAGS
+        return count
+    finally:
+        if previous is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = previous
 
 
 class SeedLayout:

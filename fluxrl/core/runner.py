@@ -29,8 +29,6 @@ from fluxrl.core.metric_window import MetricWindow, first_non_finite
 from fluxrl.core.progress import Progress
 from fluxrl.core.sinks import CSVSink, TensorBoardSink
 
-use_every_core()
-
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -169,6 +167,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
     With `resume`, continue the run in run_config.out from its last checkpoint up to run_config.iterations.
     With `axis` ({traced field path: one value per member}), every seed of every member trains in one program;
     member i logs into run_config.out/<its name> ("lr=0.001"); the checkpoint holds them all."""
+    use_every_core()  # devices and XLA options are set when a run starts, for this process only
     out = Path(run_config.out)
     wall_start = time.perf_counter()
     hyper = HyperAxis(config, axis) if axis else None
