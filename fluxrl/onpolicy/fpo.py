@@ -43,7 +43,7 @@ import jax.numpy as jnp
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.runner import Algorithm
-from fluxrl.onpolicy import rollout
+from fluxrl.onpolicy import objectives, rollout
 from fluxrl.onpolicy.config import OnPolicyConfig
 from fluxrl.onpolicy.rollout import MLP, OnPolicyState
 
@@ -261,7 +261,7 @@ def update(config: FPOConfig, env_params: Any, state: OnPolicyState) -> tuple[On
         transition = batch.transition
         ratio, losses = log_ratio(config, actor, transition.observation, transition.action, transition.extras)
         advantage = jnp.broadcast_to(batch.advantage.reshape(-1, *(1,) * (ratio.ndim - 1)), ratio.shape)
-        loss, metrics = rollout.clipped_surrogate(ratio, advantage, config.clip_eps)
+        loss, metrics = objectives.clipped_surrogate(ratio, advantage, config.clip_eps)
         if losses is not None:
             metrics["cfm_loss"] = jnp.mean(losses)
         return loss, metrics

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 
 from fluxrl.core.config import ConfigError, check_range
 from fluxrl.core.runner import Algorithm
-from fluxrl.onpolicy import rollout
+from fluxrl.onpolicy import objectives, rollout
 from fluxrl.onpolicy.config import OnPolicyConfig
 from fluxrl.onpolicy.rollout import MLP, OnPolicyState
 
@@ -156,7 +156,7 @@ def update(config: PPOConfig, env_params: Any, state: OnPolicyState) -> tuple[On
     def actor_loss(actor, batch: rollout.Batch, key):
         mean, std = distribution(actor, batch.transition.observation)
         log_ratio = squashed_log_prob(mean, std, batch.transition.action, actor.squash) - batch.transition.extras
-        loss, metrics = rollout.clipped_surrogate(log_ratio, batch.advantage, config.clip_eps)
+        loss, metrics = objectives.clipped_surrogate(log_ratio, batch.advantage, config.clip_eps)
         entropy = jnp.mean(squashed_entropy(mean, std, key, actor.squash))
         return loss - config.entropy_coef * entropy, {**metrics, "entropy": entropy}
 

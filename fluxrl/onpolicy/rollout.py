@@ -1,6 +1,6 @@
-"""What every on-policy algorithm shares (PPO now, FPO next): the environment registry, MLPs, running observation
-normalisation, vectorised rollouts, GAE with time limits, the PPO-clip objective, and one iteration of
-rollout + epochs x minibatches. An algorithm brings only its policy: how it samples (`Sample`) and its actor loss.
+"""What every on-policy algorithm shares (PPO and FPO): the environment registry, MLPs, running observation
+normalisation, vectorised rollouts, and one iteration of rollout + epochs x minibatches (the objectives, GAE and the
+optimiser are in `objectives.py`). An algorithm brings only its policy: how it samples (`Sample`) and its actor loss.
 
 One iteration (PureJaxRL's `_update_step`, inside fluxrl's runner, which scans iterations and maps seeds):
 1. `collect` steps `num_envs` environments for `num_steps` in a `lax.scan`; observations are normalised with the
@@ -36,6 +36,7 @@ from fluxrl.envs.control.base import ControlEnv
 from fluxrl.envs.control.gridworld import LAYOUTS, GridWorld
 from fluxrl.envs.control.gymnax_adapter import GYMNAX_ENVS, GymnaxEnv
 from fluxrl.envs.control.playground_adapter import PLAYGROUND_ENVS
+from fluxrl.onpolicy import objectives
 
 # Environments by name; other modules add theirs (tests register a toy one).
 ENVS: dict[str, Callable[[], ControlEnv]] = {
@@ -203,76 +204,6 @@ def collect(env: ControlEnv, env_params: Any, carry: EnvCarry, stats: RunningSta
     return carry, transition, raw_observation, metrics
 
 
-def gae(reward, value, next_value, terminated, truncated, gamma: float, gae_lambda: float,
-        time_limit: str = "bootstrap"):
-    """Generalised advantage estimates and value targets over a time axis [T, ...] (Schulman et al. 2016, eq. 16):
-    delta_t = r_t + gamma (1 - terminated_t) V(s'_t) - V(s_t), with s'_t the step's final observation, and
-    A_t = delta_t + gamma lambda (1 - terminated_t)(1 - truncated_t) A_{t+1}, A_T = 0; targets A_t + V(s_t).
-    `time_limit` terminate treats a truncation as a termination; zero sets the truncated step's delta and advantage
-    to 0 (its value loss is masked by `value_mask`)."""
-    ended = terminated | truncated if time_limit == "terminate" else terminated
-    alive = 1.0 - ended.astype(value.dtype)
-    kept = 1.0 - truncated.astype(value.dtype)
-    delta = reward + gamma * alive * next_value - value
-    if time_limit == "zero":
-        delta = delta * kept
-    carry_on = gamma * gae_lambda * alive * kept
-
-    def back(advantage, step):
-        delta_t, carry_on_t = step
-        advantage = delta_t + carry_on_t * advantage
-        return advantage, advantage
-
-    _, advantage = jax.lax.scan(back, jnp.zeros_like(value[0]), (delta, carry_on), reverse=True)
-    return advantage, advantage + value
-
-
-def value_mask(truncated, time_limit: str):
-    """Weights of the value loss per step: 0 at a truncated step under time_limit zero, else 1."""
-    return 1.0 - truncated.astype(jnp.float32) if time_limit == "zero" else jnp.ones(truncated.shape)
-
-
-def clipped_surrogate(log_ratio, advantage, clip_eps: float):
-    """PPO-clip loss -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)), r = exp(log_ratio) (Schulman et al. 2017,
-    eq. 7); metrics: the fraction of clipped ratios and the k3 estimate mean(r - 1 - log r) of KL(old || new)."""
-    ratio = jnp.exp(log_ratio)
-    loss = -jnp.mean(jnp.minimum(ratio * advantage, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage))
-    metrics = {"clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > clip_eps),
-               "approx_kl": jnp.mean(ratio - 1.0 - log_ratio)}
-    return loss, metrics
-
-
-def value_loss(prediction, old_value, target, clip_eps: float, clip: bool, mask=1.0):
-    """0.5 mean mask (V - target)^2; with `clip`, PPO2's pessimistic max over V and old V + clip(V - old V, +-eps)."""
-    error = (prediction - target) ** 2
-    if clip:
-        clipped = old_value + jnp.clip(prediction - old_value, -clip_eps, clip_eps)
-        error = jnp.maximum(error, (clipped - target) ** 2)
-    return 0.5 * jnp.mean(mask * error)
-
-
-def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
-    """Clip the gradient of each element of a tuple of networks to `max_norm` on its own (one optimiser per network,
-    as PyTorch's clip_grad_norm_ per parameter group)."""
-    clip = optax.clip_by_global_norm(max_norm)
-
-    def update(updates, state, params=None):
-        del params
-        return tuple(clip.update(part, clip.init(part))[0] for part in updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
-def make_optimizer(config) -> optax.GradientTransformation:
-    """Gradient-norm clipping (global or per network) then Adam, the rate annealed linearly to 0 over
-    `anneal_iterations` iterations when that is > 0 (the schedule counts minibatch steps)."""
-    lr = config.lr
-    if config.anneal_iterations > 0:
-        lr = optax.linear_schedule(config.lr, 0.0, config.anneal_iterations * config.epochs * config.minibatches)
-    clip = (clip_each_by_norm if config.grad_clip == "per-network" else optax.clip_by_global_norm)
-    return optax.chain(clip(config.max_grad_norm), optax.adam(lr, eps=config.adam_eps))
-
-
 class OnPolicyState(NamedTuple):
     """Everything one seed's run holds: networks, Adam state, observation statistics, environments, key."""
 
@@ -289,7 +220,8 @@ def init_state(config, env_params: Any, actor: Any, critic: MLP, key: jax.Array)
     """A state with fresh environments and no observation statistics."""
     env = make_env(config.env)
     env_key, key = jax.random.split(key)
-    return OnPolicyState(actor, critic, make_optimizer(config).init((actor, critic)), init_stats(env.observation_size),
+    opt_state = objectives.make_optimizer(config).init((actor, critic))
+    return OnPolicyState(actor, critic, opt_state, init_stats(env.observation_size),
                          reset_envs(env, env_params, env_key, config.num_envs), key, jnp.int32(0))
 
 
@@ -302,11 +234,6 @@ class Batch(NamedTuple):
     mask: jax.Array
 
 
-def standardize(advantage: jax.Array) -> jax.Array:
-    """(A - mean) / (std + 1e-8); 1e-8 as PureJaxRL, so equal advantages give zeros, not NaN."""
-    return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-
-
 def advantages(config, critic, transition: Transition) -> Batch:
     """GAE over the time axis of transitions [T, ...], with the values stored at rollout time (critic None) or
     recomputed by `critic` (not differentiated)."""
@@ -314,10 +241,10 @@ def advantages(config, critic, transition: Transition) -> Batch:
         revalue = lambda observation: jax.lax.stop_gradient(state_value(critic, observation))
         transition = transition._replace(value=revalue(transition.observation),
                                          next_value=revalue(transition.final_observation))
-    advantage, target = gae(transition.reward * config.reward_scale, transition.value, transition.next_value,
-                            transition.terminated, transition.truncated, config.gamma, config.gae_lambda,
-                            config.time_limit)
-    return Batch(transition, advantage, target, value_mask(transition.truncated, config.time_limit))
+    advantage, target = objectives.gae(transition.reward * config.reward_scale, transition.value,
+                                       transition.next_value, transition.terminated, transition.truncated,
+                                       config.gamma, config.gae_lambda, config.time_limit)
+    return Batch(transition, advantage, target, objectives.value_mask(transition.truncated, config.time_limit))
 
 
 def _chunks(config, transition: Transition) -> Transition:
@@ -345,20 +272,21 @@ def iterate(config, env_params: Any, state: OnPolicyState, sample: Callable[[Any
     else:
         batch = advantages(config, None, transition)
         if config.advantage_normalization == "batch":
-            batch = batch._replace(advantage=standardize(batch.advantage))
+            batch = batch._replace(advantage=objectives.standardize(batch.advantage))
         data = jax.tree.map(lambda x: x.reshape(size, *x.shape[2:]), batch)
         units, unit_axis = size, 0
-    optimizer = make_optimizer(config)
+    optimizer = objectives.make_optimizer(config)
 
     def loss(networks, minibatch, loss_key):
         actor, critic = networks
         if config.gae_chunk:
             minibatch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), advantages(config, critic, minibatch))
         if config.advantage_normalization == "minibatch":
-            minibatch = minibatch._replace(advantage=standardize(minibatch.advantage))
+            minibatch = minibatch._replace(advantage=objectives.standardize(minibatch.advantage))
         policy_loss, policy_metrics = actor_loss(actor, minibatch, loss_key)
-        critic_loss = value_loss(state_value(critic, minibatch.transition.observation), minibatch.transition.value,
-                                 minibatch.target, config.clip_eps, config.clip_value_loss, minibatch.mask)
+        critic_loss = objectives.value_loss(state_value(critic, minibatch.transition.observation),
+                                            minibatch.transition.value, minibatch.target, config.clip_eps,
+                                            config.clip_value_loss, minibatch.mask)
         total = policy_loss + config.value_coef * critic_loss
         return total, {"actor_loss": policy_loss, "value_loss": critic_loss, **policy_metrics}
 

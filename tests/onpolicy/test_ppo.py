@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
-from fluxrl.onpolicy import ppo, rollout
+from fluxrl.onpolicy import objectives, ppo, rollout
 from toy_env import PointToTarget
 
 TOY = "test-point"
@@ -38,7 +38,7 @@ def test_gae_matches_a_hand_computed_case_with_a_truncation_and_a_termination():
     next_value = jnp.array([20.0, 7.0, 99.0, 50.0, 60.0])[:, None]
     terminated = jnp.array([False, False, True, False, False])[:, None]
     truncated = jnp.array([False, True, False, False, False])[:, None]
-    advantage, target = rollout.gae(reward, value, next_value, terminated, truncated, gamma=0.5, gae_lambda=0.5)
+    advantage, target = objectives.gae(reward, value, next_value, terminated, truncated, gamma=0.5, gae_lambda=0.5)
     # deltas: 1 + 0.5*20 - 10 = 1; 2 + 0.5*7 - 20 = -14.5; 3 - 30 = -27; 4 + 0.5*50 - 40 = -11; 5 + 0.5*60 - 50 = -15
     # A_4 = -15; A_3 = -11 + 0.25 A_4 = -14.75; A_2 = -27 and A_1 = -14.5 (the episode ended: nothing flows back
     # across the reset); A_0 = 1 + 0.25 A_1 = -2.625.
@@ -54,14 +54,14 @@ def test_gae_time_limit_rules_terminate_and_zero():
     next_value = jnp.array([20.0, 7.0, 40.0])[:, None]
     terminated = jnp.zeros((3, 1), bool)
     truncated = jnp.array([False, True, False])[:, None]
-    advantage, _ = rollout.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "terminate")
+    advantage, _ = objectives.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "terminate")
     # deltas 1 + 10 - 10 = 1, 2 - 20 = -18 (no bootstrap), 3 + 20 - 30 = -7; A_0 = 1 + 0.25 * -18 = -3.5
     np.testing.assert_allclose(advantage[:, 0], [-3.5, -18.0, -7.0])
-    advantage, _ = rollout.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "zero")
+    advantage, _ = objectives.gae(reward, value, next_value, terminated, truncated, 0.5, 0.5, "zero")
     # the truncated step's delta is 0; A_0 = delta_0 + 0.25 * 0 = 1
     np.testing.assert_allclose(advantage[:, 0], [1.0, 0.0, -7.0])
-    np.testing.assert_allclose(rollout.value_mask(truncated, "zero")[:, 0], [1.0, 0.0, 1.0])
-    np.testing.assert_allclose(rollout.value_mask(truncated, "terminate")[:, 0], [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(objectives.value_mask(truncated, "zero")[:, 0], [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(objectives.value_mask(truncated, "terminate")[:, 0], [1.0, 1.0, 1.0])
 
 
 def test_advantages_recomputed_by_the_rollout_critic_equal_the_rollout_ones():
@@ -82,7 +82,7 @@ def test_target_kl_stops_the_epochs_and_per_network_clipping_bounds_each_gradien
     config = dataclasses.replace(CONFIG, target_kl=1e-12)  # any step moves the policy further than this
     _, metrics = jax.jit(lambda state: ppo.update(config, None, state))(ppo.init(config, None, jax.random.PRNGKey(0)))
     assert float(metrics["epochs_run"]) == 1 and CONFIG.epochs > 1
-    clip = rollout.clip_each_by_norm(1.0)
+    clip = objectives.clip_each_by_norm(1.0)
     grads = ({"w": jnp.array([3.0, 4.0])}, {"w": jnp.array([0.3, 0.4])})
     clipped, _ = clip.update(grads, clip.init(grads))
     np.testing.assert_allclose(clipped[0]["w"], [0.6, 0.8], rtol=1e-6)  # norm 5 -> 1
@@ -139,7 +139,7 @@ def test_clipped_loss_gradient_vanishes_only_beyond_the_clip_in_the_advantage_di
     eps = 0.2
     assume(min(abs(ratio - 1 - eps), abs(ratio - 1 + eps)) > 1e-3)  # a tie at the clip has no one gradient
     advantage = jnp.array([size if positive else -size])
-    grad = float(jax.grad(lambda lr: rollout.clipped_surrogate(lr, advantage, eps)[0])(jnp.log(jnp.array([ratio])))[0])
+    grad = float(jax.grad(lambda lr: objectives.clipped_surrogate(lr, advantage, eps)[0])(jnp.log(jnp.array([ratio])))[0])
     beyond = ratio > 1 + eps if positive else ratio < 1 - eps
     if beyond:  # the objective already gained all the clip allows: no push further
         assert grad == 0.0
@@ -194,7 +194,7 @@ def test_terminations_cut_episodes_and_never_bootstrap_and_the_stored_log_prob_i
     np.testing.assert_allclose(log_prob, transition.extras.reshape(-1), rtol=1e-5, atol=1e-5)
     assert transition.terminated.any() and not (transition.terminated & transition.truncated).any()
     assert 0 < float(metrics["episode_length"]) < 20
-    advantage, _ = rollout.gae(transition.reward, transition.value, transition.next_value, transition.terminated,
+    advantage, _ = objectives.gae(transition.reward, transition.value, transition.next_value, transition.terminated,
                                transition.truncated, 0.9, 0.95)
     ended = np.asarray(transition.terminated)
     np.testing.assert_allclose(advantage[ended], transition.reward[ended] - 1.0, rtol=1e-6)
