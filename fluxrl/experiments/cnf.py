@@ -4,9 +4,10 @@ CNF (AWAC in the bounded latent of a pre-trained flow), PLAS (a policy in a VAE'
 TD3+BC on four D4RL-style datasets made locally (`fluxrl data make`), and the paper's two ablations on two of them:
 the flow trained with a normal instead of a uniform prior, and PLAS's VAE instead of the flow as CNF's decoder.
 The claims checked are the paper's: CNF beats PLAS, it is about as good as AWAC, a uniform latent beats a normal
-one, a flow beats a VAE. One protocol, cpu-reduced-1: every difference from the official code is named in
-`PROTOCOL_TABLE` with its file and line. `fluxrl reproduce cnf` makes (or reuses) the datasets, pre-trains (or reuses)
-the flows and VAEs, runs every method and writes `report.md` with learning curves.
+one, a flow beats a VAE. Protocol cpu-reduced-2: every difference from the official code is named in
+`PROTOCOL_TABLE` with its file and line, and the flow pre-trained for the official epochs is tried where CNF trails
+AWAC most; `paper` runs the official CNF budget. `fluxrl reproduce cnf` makes (or reuses) the datasets, pre-trains (or
+reuses) the flows and VAEs, runs every method and writes `report.md` with learning curves.
 """
 
 from __future__ import annotations
@@ -22,33 +23,51 @@ from fluxrl.offline import corl
 OFFICIAL = {"CNF": "tinkoff-ai/cnf", "PLAS": "Wenxuan-Zhou/PLAS", "CORL": "tinkoff-ai/CORL"}
 METHODS = ("CNF", "PLAS", "AWAC", "IQL", "TD3+BC")
 ABLATIONS = ("CNF normal prior", "CNF VAE decoder")
-PROTOCOL = "cpu-reduced-1"
-PROTOCOLS = (PROTOCOL,)
+# The report's open question (CNF trails AWAC where the flow is pre-trained briefly), asked where the gap is largest:
+# the same flow pre-trained for the official code's epochs (350 on replay data, run_flow.py:30-35).
+LONG_FLOW = "CNF official flow epochs"
+LONG_FLOW_DATASETS = ("halfcheetah-medium-replay",)
+PROTOCOL = "cpu-reduced-2"
+PAPER_PROTOCOL = "paper"
+PROTOCOLS = (PROTOCOL, PAPER_PROTOCOL)
 DATASETS = ("maze2d-umaze", "hopper-medium", "halfcheetah-medium", "halfcheetah-medium-replay")
 ABLATION_DATASETS = ("hopper-medium", "halfcheetah-medium-replay")
 
-# Updates and evaluation interval per run; with the pre-training they fit 90 minutes on the 2-core machine
-# (docs/offline.md has the measured times).
-UPDATES, EVAL_EVERY = 10_000, 2_500
-# AWAC, IQL and TD3+BC run CORL's config for each dataset (fluxrl/offline/corl.py), and its evaluation episodes;
+# Per protocol: updates per run, evaluation interval, the flow preset, CNF's batch and PLAS's VAE steps. cpu-reduced-2
+# fits 90 minutes on the 2-core machine with the pre-training (docs/offline.md has the measured times); `paper` is the
+# official CNF run's budget (configs/run_rl.py:12-18: 200,000 updates at batch 512, the 12 x 256 flow on the official
+# epoch schedule) and PLAS's VAE budget (main.py:55), for machines with more time (estimate in docs/offline.md).
+BUDGETS = {
+    PROTOCOL: dict(updates=10_000, eval_every=2_500, flow="cpu", cnf_batch=256, vae_steps=15_000),
+    PAPER_PROTOCOL: dict(updates=200_000, eval_every=5_000, flow="paper", cnf_batch=512, vae_steps=500_000),
+}
 # CNF takes AWAC's temperature (configs/offline/awac/*) so that CNF and AWAC differ only in where the policy acts
-# (the CNF code's 1/3, configs/run_rl.py:23, is CORL's locomotion value).
+# (the CNF code's 1/3, configs/run_rl.py:23, is CORL's locomotion value). AWAC, IQL and TD3+BC run CORL's config for
+# each dataset (fluxrl/offline/corl.py), and its evaluation episodes.
 BASELINES = {"AWAC": "awac", "IQL": "iql", "TD3+BC": "td3bc"}
 # PLAS sees raw states, as the official code (main.py:93 loads d4rl.qlearning_dataset and never normalises);
 # normalised states stay an option of the algorithm (`fluxrl train offline plas --normalize-states`).
 PLAS_NORMALIZE_STATES = False
-# Flow pre-training epochs: about 5,000 AdamW steps at batch 1024 on every dataset (1M transitions: 6 epochs;
-# halfcheetah-medium-replay's 70,000: 80), where the official code runs 100 (medium) and 350 (replay) epochs.
+# cpu-reduced-2's flow pre-training epochs: about 5,000 AdamW steps at batch 1024 on every dataset (1M transitions: 6
+# epochs; halfcheetah-medium-replay's 70,000: 80), where the official code runs 100 (medium) and 350 (replay) epochs.
 FLOW_EPOCHS = {"maze2d-umaze": 6, "hopper-medium": 6, "halfcheetah-medium": 6, "halfcheetah-medium-replay": 80}
-VAE_STEPS = 15_000  # PLAS's VAE (official: 500,000 steps at batch 100)
-CNF_BATCH = 256  # official 512; 256 is AWAC's (CORL), and halves CNF's cost
 
-STUDIES = tuple(
-    Study(name, f"{name} (D4RL-style), D4RL-normalised score",
-          dict(dataset=name, eval_episodes=corl.eval_episodes(name)),
-          METHODS + (ABLATIONS if name in ABLATION_DATASETS else ()), iterations=UPDATES, eval_every=EVAL_EVERY,
-          curves=("normalized_score",), headline="normalized_score", lower_is_better=False, eval_at_start=False)
-    for name in DATASETS)
+
+def _studies(protocol: str) -> tuple[Study, ...]:
+    """One study per dataset under the protocol's budget."""
+    budget = BUDGETS[protocol]
+    return tuple(
+        Study(name, f"{name} (D4RL-style), D4RL-normalised score",
+              dict(dataset=name, eval_episodes=corl.eval_episodes(name), protocol=protocol),
+              METHODS + (ABLATIONS if name in ABLATION_DATASETS else ())
+              + ((LONG_FLOW,) if protocol == PROTOCOL and name in LONG_FLOW_DATASETS else ()),
+              iterations=budget["updates"], eval_every=budget["eval_every"], curves=("normalized_score",),
+              headline="normalized_score", lower_is_better=False, eval_at_start=False)
+        for name in DATASETS)
+
+
+STUDIES = _studies(PROTOCOL)
+PAPER_STUDIES = _studies(PAPER_PROTOCOL)
 
 # Where the methods stand on the original D4RL files: CORL's last scores (README.md lines 63, 64, 66,
 # 78), and where the CNF curves of the official readme end (imgs/halfcheetah-*.png). The paper's own table is not
@@ -137,17 +156,22 @@ def method_config(study: Study, method: str):
     """The config one method runs on the study's dataset."""
     from fluxrl.experiments import offline
     from fluxrl.offline import cnf, plas
+    from fluxrl.offline.flows import paper_epochs
     from fluxrl.offline.vae import VAEConfig
 
     name = study.config["dataset"]
     if method in BASELINES:
         return offline.method_config(study, method)
-    vae = VAEConfig(steps=VAE_STEPS)
+    budget = BUDGETS[study.config.get("protocol", PROTOCOL)]
+    vae = VAEConfig(steps=budget["vae_steps"])
     if method == "PLAS":
         return plas.PLASConfig(vae=vae)
-    changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae")}.get(method, {})
-    return cnf.CNFConfig(flow="cpu", flow_epochs=FLOW_EPOCHS[name], batch_size=CNF_BATCH,
-                         awac_lambda=corl.awac_lambda(name), vae=vae, **changes)
+    # the cpu preset's short schedule; None lets the paper preset (or the long-flow run) take the official epochs
+    epochs = FLOW_EPOCHS[name] if budget["flow"] == "cpu" and method != LONG_FLOW else None
+    changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae"),
+               LONG_FLOW: dict(flow_epochs=paper_epochs(name))}.get(method, {})
+    return cnf.CNFConfig(**{**dict(flow=budget["flow"], flow_epochs=epochs, batch_size=budget["cnf_batch"],
+                                   awac_lambda=corl.awac_lambda(name), vae=vae), **changes})
 
 
 def study_config(study: Study, method: str, data_dir: str | None = None, models_dir: str | None = None,
@@ -179,7 +203,8 @@ def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
         _, values = curve(method_rows, "normalized_score")
         final[method]["best_mean"] = float(values.mean(axis=0).max())
     pairs = {claim: compare(final, a, b) for claim, (a, b) in PAIRS.items() if a in final and b in final}
-    return {"final": final, "pairs": pairs}
+    gap = {other: compare(final, LONG_FLOW, other) for other in ("CNF", "AWAC") if LONG_FLOW in final}
+    return {"final": final, "pairs": pairs, "gap": gap}
 
 
 def verdict(claim: str, outcome: str) -> str:
@@ -202,12 +227,13 @@ def summary_table(studies: list[Study], results: dict) -> list[str]:
 def write_report(studies: list[Study], results: dict, out: Path, seeds: int, seconds: dict,
                  made: dict | None = None) -> Path:
     """report.md: the protocol table, the claims dataset by dataset, then per dataset the scores and curves."""
-    lines = [f"# CNF against PLAS, AWAC, IQL and TD3+BC on D4RL-style data (protocol `{PROTOCOL}`)", "",
+    protocol = studies[0].config.get("protocol", PROTOCOL) if studies else PROTOCOL
+    lines = [f"# CNF against PLAS, AWAC, IQL and TD3+BC on D4RL-style data (protocol `{protocol}`)", "",
              "Datasets **made locally with D4RL's recipes** (`fluxrl data make`), not the original D4RL files; the "
              "reference numbers are on the original data at 20-100x our budget: they say where the methods stand, "
              "not what we should match. They are CORL's last scores and where the official readme's CNF curves end; "
              "the paper's own table (arXiv 2211.11096) is not among them.", "", "## Protocol", "",
-             *protocol_table(), "",
+             *protocol_table(), "", *_budget_lines(protocol),
              f"{seeds} seeds per method. Method A beats B when A's mean final score exceeds B's by more than the "
              "larger of the two seed standard deviations (the noise floor); inside it, a tie.", "",
              _time_line(seconds), ""]
@@ -216,7 +242,7 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
             f"{name} {info['size']:,} transitions" + (f" (made in {info['seconds']:.0f} s)" if info["made"]
                                                        else " (reused)") for name, info in made.items()) + ".", ""]
     lines += ["## The paper's claims, dataset by dataset", "", *(f"- {c}: {CLAIMS[c]}." for c in CLAIMS), "",
-              *summary_table(studies, results), ""]
+              *summary_table(studies, results), "", *_gap_lines(studies, results)]
     for study in studies:
         summary = results[study.name]
         lines += [f"## {study.name}", "", f"{study.iterations:,} updates, evaluated every {study.eval_every:,} on "
@@ -235,6 +261,35 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _budget_lines(protocol: str) -> list[str]:
+    """Under `paper`, the budgets that replace the table's cpu-reduced ones."""
+    if protocol != PAPER_PROTOCOL:
+        return []
+    budget = BUDGETS[PAPER_PROTOCOL]
+    return [f"Protocol `paper` replaces the budgets above: {budget['updates']:,} updates for every method (the "
+            f"official CNF run's; CORL's baselines ran 1M), the `paper` flow (12 blocks x 256) on the official epoch "
+            f"schedule, CNF's batch {budget['cnf_batch']}, PLAS's VAE for {budget['vae_steps']:,} steps, evaluated "
+            f"every {budget['eval_every']:,} updates.", ""]
+
+
+def _gap_lines(studies: list[Study], results: dict) -> list[str]:
+    """The open question's answer: the flow pre-trained for the official epochs against the brief one and AWAC."""
+    from fluxrl.offline.flows import paper_epochs
+
+    lines = []
+    for study in studies:
+        gap = results[study.name].get("gap")
+        if gap:
+            final = results[study.name]["final"]
+            score = lambda m: f"{final[m]['normalized_score']['mean']:.1f}"  # noqa: E731
+            lines.append(f"- {study.name}: CNF with the flow pre-trained for the official "
+                         f"{paper_epochs(study.name)} epochs {score(LONG_FLOW)} against the brief flow's "
+                         f"{score('CNF')} ({gap['CNF']}) and AWAC's {score('AWAC')} ({gap['AWAC']}).")
+    if not lines:
+        return []
+    return ["## CNF's gap to AWAC: a longer-trained flow", "", *lines, ""]
 
 
 def reference_cell(method: str, reference: float | None, updates: int) -> str:
@@ -257,7 +312,7 @@ def _time_line(seconds: dict) -> str:
 
 def studies_of(protocol: str) -> tuple[Study, ...]:
     """The studies of the protocol."""
-    return STUDIES
+    return PAPER_STUDIES if protocol == PAPER_PROTOCOL else STUDIES
 
 
 def reproduce(out: str = "runs/reproduce-cnf", seeds: int = 3, scale: float = 1.0,

@@ -28,6 +28,28 @@ def test_ablations_run_only_on_their_datasets():
         has_ablations = set(experiment.ABLATIONS) <= set(each.methods)
         assert has_ablations == (each.name in experiment.ABLATION_DATASETS)
         assert set(experiment.METHODS) <= set(each.methods)
+        assert (experiment.LONG_FLOW in each.methods) == (each.name in experiment.LONG_FLOW_DATASETS)
+
+
+def test_the_long_flow_run_differs_from_cnf_only_in_the_official_epochs():
+    study = next(s for s in experiment.STUDIES if s.name == "halfcheetah-medium-replay")
+    brief, long = (experiment.method_config(study, m) for m in ("CNF", experiment.LONG_FLOW))
+    assert (brief.flow_epochs, long.flow_epochs) == (80, 350)  # run_flow.py:30-35: 350 epochs on replay data
+    assert replace(long, flow_epochs=80) == brief
+
+
+def test_the_paper_protocol_runs_the_official_cnf_budget():
+    from fluxrl.offline import cnf
+    from fluxrl.offline.flows import paper_epochs
+
+    studies = experiment.studies_of(experiment.PAPER_PROTOCOL)
+    assert {s.iterations for s in studies} == {200_000}  # configs/run_rl.py:18
+    assert all(experiment.LONG_FLOW not in s.methods for s in studies)  # CNF itself takes the official epochs there
+    for study in studies:
+        config = experiment.method_config(study, "CNF")
+        assert (config.flow, config.batch_size) == ("paper", 512)  # run_flow.py:10-11, run_rl.py:16
+        assert cnf.flow_config(config, study.name).epochs == paper_epochs(study.name)
+        assert experiment.method_config(study, "PLAS").vae.steps == 500_000  # PLAS main.py:55
 
 
 def test_paired_claims_use_the_larger_seed_spread_and_the_papers_direction():
@@ -69,6 +91,10 @@ def test_report_has_protocol_claims_scores_and_references(tmp_path):
     assert "pre-training the flows and VAEs: halfcheetah-medium-replay 120 s" in text
     assert "Wall time: 10.1 min" in text
     assert "70,000 transitions (reused)" in text
+    # the long-flow run answers the report's open question beside the brief flow and AWAC
+    assert ("CNF with the flow pre-trained for the official 350 epochs 11.0 against the brief flow's 41.0 (worse) "
+            "and AWAC's 11.0 (tie)") in text
+    assert "(protocol `cpu-reduced-2`)" in text and "Protocol `paper` replaces" not in text
 
 
 def test_every_protocol_difference_names_its_reason_and_cites_a_source():
@@ -103,5 +129,5 @@ def test_unknown_protocol_is_refused_before_anything_runs(tmp_path):
     from fluxrl.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="protocol"):
-        experiment.reproduce(str(tmp_path / "out"), protocol="paper")
+        experiment.reproduce(str(tmp_path / "out"), protocol="cpu-reduced-1")  # superseded
     assert not (tmp_path / "out").exists()
