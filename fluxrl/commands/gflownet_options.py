@@ -56,7 +56,7 @@ EnvChoice = Annotated[Union[
 
 @dataclass(frozen=True)
 class TransformerOptions(TransformerConfig):
-    """A transformer encoder over slot tokens (bit sequences only)."""
+    """A transformer over the state's tokens: bit sequences' slots, or a sequence's prefix (parentheses)."""
 
     layers: Annotated[int, flag("transformer_layers")] = TransformerConfig.layers
 

@@ -1,4 +1,5 @@
-"""A bidirectional Transformer encoder over a fixed-length token sequence, with per-token and pooled heads.
+"""A Transformer encoder over a fixed-length token sequence (bidirectional, or causal as GPT-2), with per-token and
+pooled heads.
 
 The parameters live in the usual equinox layers, so initialisation and the pytree layout are equinox's. The
 forward pass, though, is written as whole-sequence products over [seq_len, d_model] arrays rather than as
@@ -79,26 +80,31 @@ class EncoderBlock(eqx.Module):
         self.mlp_in = eqx.nn.Linear(d_model, ffn_size, key=in_key)
         self.mlp_out = eqx.nn.Linear(ffn_size, d_model, key=out_key)
 
-    def attend(self, x: jax.Array) -> jax.Array:
-        """Multi-head self-attention of x [seq_len, d_model], as eqx.nn.MultiheadAttention computes it."""
+    def attend(self, x: jax.Array, causal: bool = False) -> jax.Array:
+        """Multi-head self-attention of x [seq_len, d_model], as eqx.nn.MultiheadAttention computes it; `causal`:
+        each position attends to itself and the positions before it only."""
         attention = self.attention
         seq_len = x.shape[0]
         heads = lambda layer: _linear(layer, x).reshape(seq_len, attention.num_heads, -1)
         query, key, value = heads(attention.query_proj), heads(attention.key_proj), heads(attention.value_proj)
         logits = jnp.einsum("qhd,khd->khq", query / math.sqrt(query.shape[-1]), key)  # key-major, see module doc
+        if causal:
+            later = jnp.arange(seq_len)[:, None] > jnp.arange(seq_len)[None, :]  # [key, query]: key after query
+            logits = jnp.where(later[:, None, :], -jnp.inf, logits)
         weights = jax.nn.softmax(logits, axis=0)
         mixed = jnp.einsum("khq,khd->qhd", weights, value).reshape(seq_len, -1)
         return _linear(attention.output_proj, mixed)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, causal: bool = False) -> jax.Array:
         """The block applied to a [seq_len, d_model] sequence."""
-        x = x + self.attend(_layer_norm(self.attention_norm, x))
+        x = x + self.attend(_layer_norm(self.attention_norm, x), causal)
         hidden = jax.nn.gelu(_linear(self.mlp_in, _layer_norm(self.mlp_norm, x)))  # tanh approximation
         return x + _linear(self.mlp_out, hidden)
 
 
 class TransformerEncoder(eqx.Module):
-    """Token + learned position embeddings, pre-LN blocks, final LayerNorm, per-token and mean-pooled heads."""
+    """Token + learned position embeddings, pre-LN blocks, final LayerNorm, per-token and mean-pooled heads;
+    `causal` masks attention to later positions (GPT-2's decoder stack)."""
 
     token_embedding: eqx.nn.Embedding
     position_embedding: jax.Array
@@ -106,9 +112,11 @@ class TransformerEncoder(eqx.Module):
     final_norm: eqx.nn.LayerNorm
     token_head: eqx.nn.Linear
     pooled_head: eqx.nn.Linear
+    causal: bool = eqx.field(static=True)
 
     def __init__(self, vocab_size: int, seq_len: int, out_per_token: int, out_pooled: int, d_model: int = 64,
-                 num_heads: int = 8, num_layers: int = 3, ffn_size: int | None = None, *, key: jax.Array):
+                 num_heads: int = 8, num_layers: int = 3, ffn_size: int | None = None, causal: bool = False, *,
+                 key: jax.Array):
         if d_model % num_heads:
             raise ConfigError(f"d_model must be a multiple of num_heads, got d_model={d_model}, "
                               f"num_heads={num_heads}.")
@@ -120,12 +128,17 @@ class TransformerEncoder(eqx.Module):
         self.final_norm = eqx.nn.LayerNorm(d_model)
         self.token_head = eqx.nn.Linear(d_model, out_per_token, key=token_head_key)
         self.pooled_head = eqx.nn.Linear(d_model, out_pooled, key=pooled_head_key)
+        self.causal = causal
+
+    def features(self, tokens: jax.Array) -> jax.Array:
+        """float [seq_len, d_model]: the final LayerNorm's output at every position."""
+        x = self.token_embedding.weight[tokens] + self.position_embedding
+        for block in self.blocks:
+            x = block(x, self.causal)
+        return _layer_norm(self.final_norm, x)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """float [seq_len * out_per_token + out_pooled]: per-token outputs, token-major, then pooled outputs."""
-        x = self.token_embedding.weight[tokens] + self.position_embedding
-        for block in self.blocks:
-            x = block(x)
-        x = _layer_norm(self.final_norm, x)
+        x = self.features(tokens)
         per_token = _linear(self.token_head, x).reshape(-1)
         return jnp.concatenate([per_token, _linear(self.pooled_head, jnp.mean(x, axis=0))])

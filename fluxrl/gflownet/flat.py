@@ -80,16 +80,18 @@ class FlatConfig:
     """Adam learning rate of the policy network."""
     log_z_lr: float = 0.1
     """Adam learning rate of log Z (TB, and any auxiliary GFlowNet)."""
+    network: str = "auto"
+    """Policy network: auto (transformer on bitseq, else mlp), mlp, or transformer (bitseq, parentheses)."""
     hidden: int = 256
-    """MLP policy (all but bitseq): units per hidden layer."""
+    """MLP policy: units per hidden layer."""
     layers: int = 2
-    """MLP policy (all but bitseq): number of hidden layers."""
+    """MLP policy: number of hidden layers."""
     d_model: int = 64
-    """Transformer policy (bitseq): model width."""
+    """Transformer policy: model width."""
     heads: int = 8
-    """Transformer policy (bitseq): attention heads."""
+    """Transformer policy: attention heads."""
     transformer_layers: int = 3
-    """Transformer policy (bitseq): encoder layers."""
+    """Transformer policy: encoder layers."""
     epsilon: float = 0.0
     """Sampling: probability mass mixed in uniformly over valid actions, in [0, 1]."""
     temperature: float = 1.0
@@ -201,9 +203,11 @@ def build(flat: FlatConfig):
     check_choice("env", flat.env, ENVS)
     check_choice("loss", flat.loss, LOSSES)
     check_choice("explore", flat.explore, EXPLORE)
+    check_choice("network", flat.network, ("auto", "mlp", "transformer"))
     soft = flat.loss in ("sdqn", "mdqn")
-    applies = set(ENV_OPTIONS[flat.env]) | set(SAMPLING) | {"env", "loss", "explore"}
-    applies |= set(TRANSFORMER_OPTIONS if flat.env == "bitseq" else MLP_OPTIONS)
+    transformer = flat.network == "transformer" or (flat.network == "auto" and flat.env == "bitseq")
+    applies = set(ENV_OPTIONS[flat.env]) | set(SAMPLING) | {"env", "loss", "explore", "network"}
+    applies |= set(TRANSFORMER_OPTIONS if transformer else MLP_OPTIONS)
     if soft:
         if flat.explore not in ("none", "epsilon"):
             raise ConfigError(f"loss={flat.loss} has its own replay; explore must be none or epsilon, got "
@@ -225,8 +229,7 @@ def build(flat: FlatConfig):
 
     pick = lambda mapping: {field: getattr(flat, name) for name, field in mapping.items()}
     env = ENV_TYPES[flat.env](**{name: getattr(flat, name) for name in ENV_OPTIONS[flat.env]})
-    network = (_make(TransformerConfig, TRANSFORMER_OPTIONS, flat) if flat.env == "bitseq"
-               else _make(MLPConfig, MLP_OPTIONS, flat))
+    network = _make(TransformerConfig, TRANSFORMER_OPTIONS, flat) if transformer else _make(MLPConfig, MLP_OPTIONS, flat)
     sampling = {name: getattr(flat, name) for name in SAMPLING}
     if soft:
         options = pick(SOFT_RL_OPTIONS)

@@ -1,7 +1,9 @@
-"""The policy network's options and its construction: an MLP, or a slot transformer for bit sequences.
+"""The policy network's options and its construction: an MLP, or a transformer where the states are sequences.
 
 A GFlowNet config names its network or leaves it None for the environment's default (bit sequences: the
-transformer of Tiapkin et al. 2024; every other environment: an MLP). The network's static part (shapes,
+transformer of Tiapkin et al. 2024; every other environment: an MLP). The transformer reads bit sequences' slots
+(`SlotTransformerPolicy`), or, for an environment that builds a sequence left to right and gives its `tokens`
+(parentheses), the prefix, causally as GPT-2 (`PrefixTransformerPolicy`). The network's static part (shapes,
 activation functions) is fixed by the config and cached; its arrays live in the train state.
 """
 
@@ -17,7 +19,7 @@ import jax
 from fluxrl.core.config import ConfigError, check_range
 from fluxrl.core.nets import split_params
 from fluxrl.envs.gflownet.configs import BitSequenceConfig, EnvConfig
-from fluxrl.gflownet.policy import MLPPolicy, SlotTransformerPolicy
+from fluxrl.gflownet.policy import MLPPolicy, PrefixTransformerPolicy, SlotTransformerPolicy
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class MLPConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """A transformer encoder over slot tokens (bit sequences only)."""
+    """A transformer over the state's tokens: bit sequences' slots, or a sequence's prefix (parentheses)."""
 
     d_model: int = 64
     """Model width (a multiple of heads)."""
@@ -61,14 +63,19 @@ def resolve_network(env_config: EnvConfig, network: NetworkConfig | None) -> Net
     if network is None:
         return TransformerConfig() if isinstance(env_config, BitSequenceConfig) else MLPConfig()
     if isinstance(network, TransformerConfig) and not isinstance(env_config, BitSequenceConfig):
-        raise ConfigError("network must be an MLP for this environment; the transformer reads bit-sequence slots.")
+        env = env_config.build()[0] if hasattr(env_config, "build") else env_config
+        missing = [name for name in ("tokens", "vocab_size", "max_tokens") if not hasattr(env, name)]
+        if missing:
+            raise ConfigError("network must be an MLP for this environment: the transformer reads token sequences "
+                              f"and the environment has no {', '.join(missing)}.")
     return network
 
 
 def build_policy(network: NetworkConfig, env, key: jax.Array):
     """A freshly initialised policy network (arrays and static part together) for `env`."""
     if isinstance(network, TransformerConfig):
-        return SlotTransformerPolicy(env, network.d_model, network.heads, network.layers, key)
+        kind = PrefixTransformerPolicy if hasattr(env, "tokens") else SlotTransformerPolicy
+        return kind(env, network.d_model, network.heads, network.layers, key)
     return MLPPolicy(env, network.hidden, network.layers, key)
 
 

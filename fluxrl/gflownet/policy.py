@@ -82,6 +82,37 @@ class SlotTransformerPolicy(eqx.Module):
         return per_slot[:, :-1].reshape(-1), per_slot[:, -1], out[-1]
 
 
+class PrefixTransformerPolicy(eqx.Module):
+    """A causal (GPT-2 style) transformer over a sequence built left to right: a start token, then the sequence's
+    tokens; every output is read at the last token, so a state's policy depends on its prefix only. The environment
+    gives `vocab_size`, `max_tokens` and `tokens(state)` (int32 [max_tokens], -1 past the end)."""
+
+    encoder: eqx.Module
+    num_actions: int = eqx.field(static=True)
+    num_backward_actions: int = eqx.field(static=True)
+    vocab_size: int = eqx.field(static=True)
+
+    def __init__(self, env, d_model: int, num_heads: int, num_layers: int, key: jax.Array):
+        from fluxrl.core.transformer import TransformerEncoder
+
+        self.num_actions, self.num_backward_actions = env.num_actions, env.num_backward_actions
+        self.vocab_size = env.vocab_size
+        self.encoder = TransformerEncoder(
+            vocab_size=env.vocab_size + 2, seq_len=env.max_tokens + 1,
+            out_per_token=env.num_actions + env.num_backward_actions + 1, out_pooled=0, d_model=d_model,
+            num_heads=num_heads, num_layers=num_layers, causal=True, key=key)
+
+    def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(forward logits, backward logits, log flow) for one token sequence (-1 past its end)."""
+        start, pad = self.vocab_size, self.vocab_size + 1
+        ids = jnp.concatenate([jnp.full(1, start, jnp.int32), jnp.where(tokens >= 0, tokens, pad)])
+        last = jnp.sum(tokens >= 0)  # the start token sits at 0, so the last token is at the sequence's length
+        features = self.encoder.features(ids)[last]
+        out = features @ self.encoder.token_head.weight.T + self.encoder.token_head.bias
+        a, b = self.num_actions, self.num_backward_actions
+        return out[:a], out[a:a + b], out[a + b]
+
+
 class TemperedPolicy(eqx.Module):
     """A policy whose forward logits are divided by a temperature: softmax(logits / temperature)."""
 
@@ -104,9 +135,12 @@ class StateTerms(NamedTuple):
 
 def policy_input(policy, env: DAGEnv, state):
     """What `policy` reads at `state`: the positions of the ones of the observation where the environment
-    lists them (`obs_hot_indices`) and the policy is an MLP, else the observation."""
+    lists them (`obs_hot_indices`) and the policy is an MLP, the tokens for a prefix transformer, else the
+    observation."""
     if isinstance(policy, TemperedPolicy):
         return policy_input(policy.inner, env, state)
+    if isinstance(policy, PrefixTransformerPolicy):
+        return env.tokens(state)
     if isinstance(policy, MLPPolicy) and hasattr(env, "obs_hot_indices"):
         return env.obs_hot_indices(state)
     return env.obs(state)

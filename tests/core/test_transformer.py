@@ -158,3 +158,31 @@ def test_default_ffn_is_four_times_d_model_and_another_ffn_size_is_computed_like
 def test_d_model_not_divisible_by_num_heads_raises_a_config_error():
     with pytest.raises(ConfigError, match="^d_model must be a multiple of num_heads"):
         TransformerEncoder(VOCAB, SEQ_LEN, 1, 1, d_model=10, num_heads=4, key=jax.random.PRNGKey(0))
+
+
+CAUSAL = TransformerEncoder(VOCAB, SEQ_LEN, OUT_PER_TOKEN, OUT_POOLED, d_model=16, num_heads=4, num_layers=2,
+                            causal=True, key=jax.random.PRNGKey(1))
+
+
+@given(tokens_strategy)
+@settings(max_examples=10, deadline=None)
+def test_causal_features_equal_equinox_attention_under_a_lower_triangular_mask(tokens):
+    tokens = jnp.asarray(tokens)
+    mask = jnp.tril(jnp.ones((SEQ_LEN, SEQ_LEN), bool))  # [query, key]: a query sees itself and earlier keys
+    x = CAUSAL.token_embedding.weight[tokens] + CAUSAL.position_embedding
+    for block in CAUSAL.blocks:
+        normed = jax.vmap(block.attention_norm)(x)
+        x = x + block.attention(normed, normed, normed, mask=mask)
+        x = x + jax.vmap(block.mlp_out)(jax.nn.gelu(jax.vmap(block.mlp_in)(jax.vmap(block.mlp_norm)(x))))
+    np.testing.assert_allclose(eqx.filter_jit(CAUSAL.features)(tokens), jax.vmap(CAUSAL.final_norm)(x),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_causal_position_ignores_every_later_token_and_sees_every_earlier_one():
+    tokens = jnp.array([0, 1, 2, 3])
+    base = CAUSAL.features(tokens)
+    later = CAUSAL.features(tokens.at[3].set(4))
+    np.testing.assert_array_equal(base[:3], later[:3])
+    assert not np.allclose(base[3], later[3])
+    earlier = CAUSAL.features(tokens.at[0].set(4))
+    assert all(not np.allclose(base[i], earlier[i]) for i in range(SEQ_LEN))

@@ -208,6 +208,15 @@ class Parentheses:
         """float32 [3 * max_tokens]: per position, a one-hot over (empty, "(", ")"), positions concatenated."""
         return jax.nn.one_hot(state.tokens + 1, 3, dtype=jnp.float32).reshape(-1)
 
+    @property
+    def vocab_size(self) -> int:
+        """Token kinds: "(" and ")"."""
+        return 2
+
+    def tokens(self, state: ParenthesesState) -> jax.Array:
+        """int32 [max_tokens]: 0 "(", 1 ")", -1 past the end (what a sequence model reads)."""
+        return state.tokens
+
     def obs_hot_indices(self, state: ParenthesesState) -> jax.Array:
         """Positions of the ones in `obs(state)`, so a linear layer on it can add up weight columns instead."""
         return state.tokens + 1 + 3 * jnp.arange(self.max_tokens, dtype=jnp.int32)
