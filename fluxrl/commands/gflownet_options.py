@@ -41,8 +41,6 @@ def group(title: str) -> Any:
 
 ALGORITHM_NAMES = ("tb", "db", "subtb", "sdqn", "mdqn")
 ENV_NAMES = ("hypergrid", "bitseq", "parentheses", "structure")
-NETWORK_NAMES = ("auto", "mlp", "transformer")
-EXPLORE_NAMES = ("none", "replay", "lggfn", "teacher", "sagfn")
 # The network each environment gets when a command line names none (the choice `resolve_network` makes).
 DEFAULT_NETWORK = {"hypergrid": "mlp", "bitseq": "transformer", "parentheses": "mlp", "structure": "mlp"}
 

@@ -29,6 +29,17 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}.")
 
 
+def refuse_unused(config: Any, names: tuple[str, ...], when: str) -> None:
+    """Raise ConfigError if a field among `names` differs from its default: it does nothing `when`."""
+    for item in dataclasses.fields(config):
+        if item.name not in names:
+            continue
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+        value = getattr(config, item.name)
+        if value != default:
+            raise ConfigError(f"{item.name} does nothing {when}; leave it at its default {default!r} (got {value!r}).")
+
+
 def to_dict(config: Any) -> dict:
     """A JSON-ready dict of a (possibly nested) config dataclass."""
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))

@@ -168,10 +168,11 @@ def method_config(study: Study, method: str):
         return plas.PLASConfig(vae=vae)
     # the cpu preset's short schedule; None lets the paper preset (or the long-flow run) take the official epochs
     epochs = FLOW_EPOCHS[name] if budget["flow"] == "cpu" and method != LONG_FLOW else None
-    changes = {"CNF normal prior": dict(prior="normal"), "CNF VAE decoder": dict(decoder="vae"),
-               LONG_FLOW: dict(flow_epochs=paper_epochs(name))}.get(method, {})
-    return cnf.CNFConfig(**{**dict(flow=budget["flow"], flow_epochs=epochs, batch_size=budget["cnf_batch"],
-                                   awac_lambda=corl.awac_lambda(name), vae=vae), **changes})
+    common = dict(batch_size=budget["cnf_batch"], awac_lambda=corl.awac_lambda(name))
+    if method == "CNF VAE decoder":
+        return cnf.CNFConfig(decoder="vae", vae=vae, **common)
+    changes = {"CNF normal prior": dict(prior="normal"), LONG_FLOW: dict(flow_epochs=paper_epochs(name))}
+    return cnf.CNFConfig(**{**dict(flow=budget["flow"], flow_epochs=epochs, **common), **changes.get(method, {})})
 
 
 def study_config(study: Study, method: str, data_dir: str | None = None, models_dir: str | None = None,

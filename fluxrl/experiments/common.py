@@ -97,13 +97,6 @@ def run_studies(studies: list[Study], out: Path, seeds: int, progress: bool,
     return ran
 
 
-def run_study(study: Study, out: Path, seeds: int, progress: bool,
-              config_of: Callable[[Study, str], tuple]) -> dict[str, list[dict]]:
-    """Train every method of a study (its algorithm, config and optional shared data from
-    `config_of(study, method)`); returns each method's metrics.csv rows."""
-    return run_studies([study], out, seeds, progress, config_of)[study.name][0]
-
-
 def curve(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(iterations, values [seeds, points]) of a metric at the iterations every seed logged it."""
     by_seed: dict[int, dict[int, float]] = {}

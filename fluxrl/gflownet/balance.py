@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fluxrl.core.config import ConfigError, check_choice, check_range
+from fluxrl.core.config import ConfigError, check_choice, check_range, refuse_unused
 from fluxrl.core.runner import Algorithm
 from fluxrl.envs.gflownet.configs import EnvConfig, HypergridConfig
 from fluxrl.gflownet import lggfn, sagfn, teacher, trajectory_replay
@@ -94,6 +94,8 @@ class BalanceConfig:
         check_window(self.env, self.empirical_window)
         check_range("log_z_size", self.log_z_size, 1)
         check_range("weight_decay", self.weight_decay, 0.0)
+        if self.loss != "subtb":
+            refuse_unused(self, ("subtb_lambda",), f"with loss={self.loss} (only SubTB weighs sub-trajectories)")
         if self.log_z_size > 1 and (self.loss != "tb" or self.explore is not None):
             raise ConfigError("log_z_size must be 1 unless loss is tb without exploration (only there is log Z "
                               "the main model's own parameter).")

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fluxrl.core.config import check_choice, check_range
+from fluxrl.core.config import check_choice, check_range, refuse_unused
 from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
 from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, min_q, network, sample_batch,
@@ -87,6 +87,10 @@ class CNFConfig:
             check_range(name, getattr(self, name), 0.0, low_open=True)
         check_range("discount", self.discount, 0.0, 1.0)
         check_range("tau", self.tau, 0.0, 1.0, low_open=True)
+        if self.decoder == "vae":
+            refuse_unused(self, ("flow", "prior", "flow_epochs"), "with decoder=vae (no flow is trained)")
+        else:
+            refuse_unused(self, ("vae", "vae_latent_scale"), "with decoder=flow (no VAE is trained)")
 
 
 class CNFState(NamedTuple):

@@ -187,11 +187,6 @@ def denoising_log_likelihood(actor: FlowActor, observation: jax.Array, path: jax
             - action_size * (math.log(sigma) + 0.5 * math.log(2.0 * math.pi)))
 
 
-def sample_actions(config: FPOConfig, actor: FlowActor, observation: jax.Array, key: jax.Array) -> jax.Array:
-    """Pre-squash actions x_1 [n, A] of the flow policy at observations [n, O] (one noise draw each)."""
-    return _sample_path(config, actor, observation, key)[-1]
-
-
 def _sample_path(config: FPOConfig, actor: FlowActor, observation: jax.Array, key: jax.Array) -> jax.Array:
     start_key, noise_key = jax.random.split(key)
     action_size = actor.net.layers[-1][0].shape[1]
