@@ -12,7 +12,8 @@ src/algos/lggfn.py), then the example's own metric on the trained main model (:1
   sampled terminating states, `env.is_balanced_parentheses`, distinct balanced rows) with the torch / random /
   numpy RNG states saved and restored and every module's train/eval flag restored, so training is unchanged.
   The value at k = iterations is the example's own return value of main();
-- timing: wall and CPU (time.process_time) seconds of the training call, checkpoint evaluations excluded;
+- timing: wall and CPU (time.process_time) seconds of the training call and of each iteration (main-optimizer
+  step to main-optimizer step), checkpoint evaluations excluded;
 - tqdm prints at most every 30 s (TQDM_MININTERVAL), to keep logs short.
 
 Run from the official repository root with the official venv (docs/official_runs.md, "Installation"):
@@ -32,11 +33,13 @@ import random
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 
 os.environ.setdefault("TQDM_MININTERVAL", "30")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 
 # balanced_parentheses.py:172-196, the example's argparse defaults (sagfn-only options omitted).
 EXAMPLE_DEFAULTS = dict(seq_size=32, word_size=1, batch_size=16, iterations=1000, lr=1e-3, lr_Z=1e-1,
@@ -59,7 +62,8 @@ def example_metric(mainGFN, env, batch_size):
     is_balanced, state_tensors = [], []
     with torch.no_grad():
         for _ in range(1000):
-            last_states = mainGFN.sample_trajectories(env=env, n=batch_size, save_logprobs=False).terminating_states.tensor.cpu()
+            trajectories = mainGFN.sample_trajectories(env=env, n=batch_size, save_logprobs=False)
+            last_states = trajectories.terminating_states.tensor.cpu()
             is_balanced.append(env.is_balanced_parentheses(last_states))
             state_tensors.append(last_states)
         is_balanced = torch.cat(is_balanced, dim=0)
@@ -105,7 +109,8 @@ def main():
     example = load_example()
     args = argparse.Namespace(**{**EXAMPLE_DEFAULTS, "algo": cli.algo, "iterations": cli.iterations, "seed": cli.seed})
 
-    run = {"mainGFN": None, "env": None, "step": 0, "eval_wall": 0.0, "eval_cpu": 0.0, "results": []}
+    run = {"mainGFN": None, "env": None, "step": 0, "eval_wall": 0.0, "eval_cpu": 0.0, "results": [],
+           "iter_wall": [], "iter_cpu": []}
 
     def record(step, rate, unique, wall, cpu):
         row = {"iteration": step, "unique_balanced": unique, "rate_balanced": rate,
@@ -114,29 +119,33 @@ def main():
         print(json.dumps(row), flush=True)
 
     def step_hook(optimizer, *_):
-        gfn = run["mainGFN"]
-        if gfn is None or not any(p is gfn.logZ for g in optimizer.param_groups for p in g["params"]):
+        main_gfn = run["mainGFN"]
+        if main_gfn is None or not any(p is main_gfn.logZ for g in optimizer.param_groups for p in g["params"]):
             return  # not the main optimizer (the aux optimizer, or the example's unused ones at :102-110)
         run["step"] += 1
+        w0, c0 = clocks()
+        run["iter_wall"].append(w0 - run["last"][0])
+        run["iter_cpu"].append(c0 - run["last"][1])
+        run["last"] = (w0, c0)
         if run["step"] in checkpoints and run["step"] < cli.iterations:
-            w0, c0 = clocks()
-            rate, unique = read_only_metric(gfn, run["env"], args.batch_size)
+            rate, unique = read_only_metric(main_gfn, run["env"], args.batch_size)
             w1, c1 = clocks()
             run["eval_wall"] += w1 - w0
             run["eval_cpu"] += c1 - c0
             record(run["step"], rate, unique, w1 - w0, c1 - c0)
+            run["last"] = (w1, c1)  # the next iteration's time excludes this evaluation
 
     def timed(train):
         def wrapper(**kwargs):
             run["mainGFN"], run["env"] = kwargs["mainGFN"], kwargs["env"]
-            run["t0"] = clocks()
+            run["t0"] = run["last"] = clocks()
             train(**kwargs)
             run["t1"] = clocks()
         return wrapper
 
     example.train_tb = timed(example.train_tb)
     example.train_lggfn = timed(example.train_lggfn)
-    handle = torch.optim.optimizer.register_optimizer_step_post_hook(step_hook)
+    handle = register_optimizer_step_post_hook(step_hook)
 
     rate, count = example.main(args)
     t2 = clocks()
@@ -150,19 +159,18 @@ def main():
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
-    import gfn
-    import transformers
     out = {
         "algo": cli.algo, "iterations": cli.iterations, "seed": cli.seed, "threads": cli.threads,
         "settings": {k: v for k, v in vars(args).items()},
         "checkpoints": run["results"],  # the last row (k = iterations) is always the example's own output
         "train_wall_s": train_wall, "train_cpu_s": train_cpu,
         "wall_s_per_iteration": train_wall / cli.iterations, "cpu_s_per_iteration": train_cpu / cli.iterations,
+        "iteration_wall_s": run["iter_wall"], "iteration_cpu_s": run["iter_cpu"],  # main-step to main-step
         "final_logZ": run["mainGFN"].logZ.item(),
         "main_param_abs_sum": float(sum(p.detach().double().abs().sum() for p in run["mainGFN"].parameters())),
         "official_commit": commit,
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "transformers": transformers.__version__, "torchgfn": getattr(gfn, "__version__", "?")},
+        "versions": {"python": sys.version.split()[0],
+                     **{name: version(name) for name in ("torch", "torchgfn", "transformers", "numpy")}},
     }
     os.makedirs(os.path.dirname(os.path.abspath(cli.out)), exist_ok=True)
     with open(cli.out, "w") as f:

@@ -6,6 +6,7 @@
     fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [OPTIONS]   (or --algo ALGORITHM)
     fluxrl train onpolicy ALGORITHM [--env NAME] [OPTIONS]   (or --algo ALGORITHM)
     fluxrl train meta [--meta-params gamma,lambda] [--inner-steps K] [--mix none|uniform|geometric] [OPTIONS]
+    fluxrl train {offline,onpolicy,meta} --resume DIR [--iterations N]
     fluxrl reproduce {lggfn,softrl,offline,cnf,fpo,metagrad} [OPTIONS] [--executor ray]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
     fluxrl sweep gflownet [TRAIN GFLOWNET OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
@@ -23,8 +24,8 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import (data, demo, parsing, reproduce, sweep, train_gflownet, train_meta, train_offline,
-                             train_onpolicy)
+from fluxrl.commands import (data, demo, parsing, reproduce, resume, sweep, train_gflownet, train_meta,
+                             train_offline, train_onpolicy)
 from fluxrl.core.config import ConfigError
 
 TrainFamily = Annotated[Union[
@@ -66,6 +67,10 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     argv = list(argv)
     if argv[:1] == ["sweep"]:
         return sweep.parse(argv[1:])
+    if argv[:1] == ["train"] and argv[1:2] and argv[1] in resume.FAMILIES and resume.is_resume(argv[2:]):
+        options = parsing.parse(resume.ResumeRun, argv[2:], prog=f"fluxrl train {argv[1]}")
+        resume.stored_command(argv[1], options)  # a directory that is no such run fails here, before training
+        return Resumed(argv[1], options)
     if argv[:2] == ["train", "gflownet"]:
         rest = argv[2:]
         if train_gflownet.is_resume(rest):
@@ -95,8 +100,18 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     return command
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A `train FAMILY --resume DIR` command line, parsed."""
+
+    family: str
+    options: resume.ResumeRun
+
+
 def execute(command: Any) -> int:
     """Run a parsed command; its exit status."""
+    if isinstance(command, Resumed):
+        return resume.execute(command.family, command.options)
     if isinstance(command, (train_gflownet.TrainGFlowNet, train_gflownet.ResumeGFlowNet)):
         return train_gflownet.execute(command)
     if isinstance(command, reproduce.Reproduce):

@@ -84,28 +84,30 @@ def algorithm_and_config(command: TrainMeta):
         variance_samples=command.variance_samples, reference_samples=command.reference_samples)
 
 
-def check(command: TrainMeta) -> None:
-    """ConfigError unless the options make a valid config and --out may hold a new run; writes nothing."""
+def check(command: TrainMeta, resume: bool = False) -> None:
+    """ConfigError unless the options make a valid config and --out may hold a new run (or, resuming, is one);
+    writes nothing."""
     from fluxrl.core.rundir import prepare_out_dir
 
     if command.inner_steps == 0 and command.mix != "none":
         raise ConfigError("--mix needs --inner-steps of at least 1 (0 trains plain A2C).")
     algorithm_and_config(command)  # raises ConfigError for a bad combination
-    prepare_out_dir(command.run.out, command.run.overwrite)
+    if not resume:
+        prepare_out_dir(command.run.out, command.run.overwrite)
 
 
-def execute(command: TrainMeta) -> int:
-    """Train every seed, print the summary; exit status 0."""
+def execute(command: TrainMeta, resume: bool = False) -> int:
+    """Train every seed (or, resuming, the rest of the run), print the summary; exit status 0."""
     from fluxrl.commands.train_gflownet import print_summary
     from fluxrl.core.runner import run
 
-    check(command)
+    check(command, resume)
     algorithm, config = algorithm_and_config(command)
     what = "plain A2C" if command.inner_steps == 0 else (
         f"{command.inner_steps}-step meta-gradients ({command.mix} mixing) on {command.meta_params}")
     steps = a2c.env_steps_per_iteration(command.agent) * command.run.iterations
     print(f"{PROG}: {what}, {command.agent.env}, {command.run.num_seeds} seed(s), {steps:,} env steps each")
-    result = run(algorithm, config, command.run)
+    result = run(algorithm, config, command.run, resume=resume, command=command)
     print_summary(result.summary, command.run.out)
     return 0
 

@@ -102,14 +102,16 @@ def parse(args: list[str]) -> TrainOffline:
     return command
 
 
-def check(command: TrainOffline) -> None:
-    """ConfigError unless the dataset is named and --out may hold a new run; writes and loads nothing."""
+def check(command: TrainOffline, resume: bool = False) -> None:
+    """ConfigError unless the dataset is named and --out may hold a new run (or, resuming, is one); writes and
+    loads nothing."""
     from fluxrl.core.rundir import prepare_out_dir
 
     if not command.dataset:
         raise ConfigError("--dataset is required: a name made by `fluxrl data make` or a path to a D4RL .hdf5, "
                           "an .npz or a Minari dataset directory.")
-    prepare_out_dir(command.run.out, command.run.overwrite)
+    if not resume:
+        prepare_out_dir(command.run.out, command.run.overwrite)
 
 
 def resolve_config(command: TrainOffline):
@@ -120,13 +122,13 @@ def resolve_config(command: TrainOffline):
     return config
 
 
-def execute(command: TrainOffline) -> int:
-    """Load the dataset, train every seed, print the summary; exit status 0."""
+def execute(command: TrainOffline, resume: bool = False) -> int:
+    """Load the dataset, train every seed (or, resuming, the rest of the run), print the summary; exit status 0."""
     from fluxrl.commands.train_gflownet import print_summary
     from fluxrl.core.runner import run
     from fluxrl.offline.common import load_offline_data
 
-    check(command)
+    check(command, resume)
     config = resolve_config(command)
     module = algorithm_module(config)
     algorithm = module.ALGORITHM
@@ -139,6 +141,6 @@ def execute(command: TrainOffline) -> int:
                                    command.run.progress)
     print(f"{PROG}: {algorithm.name} on {command.dataset} ({transitions:,} transitions), "
           f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
-    result = run(algorithm, config, command.run, data=data)
+    result = run(algorithm, config, command.run, data=data, resume=resume, command=command)
     print_summary(result.summary, command.run.out)
     return 0

@@ -93,13 +93,15 @@ def parse(args: list[str]) -> TrainOnPolicy:
     return command
 
 
-def check(command: TrainOnPolicy) -> None:
-    """ConfigError unless the environment is registered and --out may hold a new run; writes nothing."""
+def check(command: TrainOnPolicy, resume: bool = False) -> None:
+    """ConfigError unless the environment is registered and --out may hold a new run (or, resuming, is one);
+    writes nothing."""
     from fluxrl.core.rundir import prepare_out_dir
     from fluxrl.onpolicy import rollout
 
     rollout.make_env(command.algorithm.env)
-    prepare_out_dir(command.run.out, command.run.overwrite)
+    if not resume:
+        prepare_out_dir(command.run.out, command.run.overwrite)
 
 
 def algorithm_for(config):
@@ -111,19 +113,20 @@ def algorithm_for(config):
     return gridworld_eval.with_gridworld_evaluation(ppo.ALGORITHM, config, lambda _: ppo.sample)
 
 
-def execute(command: TrainOnPolicy) -> int:
-    """Train every seed, print the summary (and draw the saddle-state actions on a grid world); exit status 0."""
+def execute(command: TrainOnPolicy, resume: bool = False) -> int:
+    """Train every seed (or, resuming, the rest of the run), print the summary (and draw the saddle-state actions
+    on a grid world); exit status 0."""
     from fluxrl.commands.train_gflownet import print_summary
     from fluxrl.core.runner import run
     from fluxrl.onpolicy import gridworld_eval
 
-    check(command)
+    check(command, resume)
     config, run_config = command.algorithm, command.run
     algorithm = algorithm_for(config)
     steps = config.num_envs * config.num_steps * run_config.iterations
     print(f"{PROG}: {algorithm.name} on {config.env}, {run_config.num_seeds} seed(s), {run_config.iterations:,} "
           f"iterations ({steps:,} env steps per seed)")
-    result = run(algorithm, config, run_config)
+    result = run(algorithm, config, run_config, resume=resume, command=command)
     layout = gridworld_eval.layout_of(config.env)
     if layout is not None:
         from fluxrl.onpolicy import plots

@@ -40,6 +40,49 @@ def refuse_unused(config: Any, names: tuple[str, ...], when: str) -> None:
             raise ConfigError(f"{item.name} does nothing {when}; leave it at its default {default!r} (got {value!r}).")
 
 
+def to_typed(value: Any) -> Any:
+    """A JSON-ready form of a (nested) dataclass that `from_typed` rebuilds exactly: each dataclass with its class
+    path under "__class__", each tuple as {"__tuple__": [...]}."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = type(value)
+        return {"__class__": f"{kind.__module__}:{kind.__qualname__}",
+                **{item.name: to_typed(getattr(value, item.name)) for item in dataclasses.fields(value) if item.init}}
+    if isinstance(value, tuple):
+        return {"__tuple__": [to_typed(item) for item in value]}
+    if isinstance(value, list):
+        return [to_typed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_typed(item) for key, item in value.items()}
+    return value
+
+
+def from_typed(value: Any) -> Any:
+    """The object `to_typed` wrote; ConfigError naming what cannot be rebuilt (a class that no longer exists or an
+    option it no longer has)."""
+    import importlib
+
+    if isinstance(value, list):
+        return [from_typed(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tuple__" in value:
+        return tuple(from_typed(item) for item in value["__tuple__"])
+    if "__class__" not in value:
+        return {key: from_typed(item) for key, item in value.items()}
+    module, _, name = value["__class__"].partition(":")
+    try:
+        kind = importlib.import_module(module)
+        for part in name.split("."):
+            kind = getattr(kind, part)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"stored class {value['__class__']} no longer exists.") from None
+    fields = {item.name for item in dataclasses.fields(kind) if item.init}
+    unknown = sorted(set(value) - fields - {"__class__"})
+    if unknown:
+        raise ConfigError(f"stored option {unknown[0]} is unknown to {kind.__name__}.")
+    return kind(**{key: from_typed(item) for key, item in value.items() if key != "__class__"})
+
+
 def to_dict(config: Any) -> dict:
     """A JSON-ready dict of a (possibly nested) config dataclass."""
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))

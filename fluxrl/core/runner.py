@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from fluxrl.core import checkpoint, rundir
-from fluxrl.core.config import ConfigError, check_range, to_dict
+from fluxrl.core.config import ConfigError, check_range, to_dict, to_typed
 from fluxrl.core.devices import SeedLayout, use_every_core
 from fluxrl.core.hyper import TRACING_ERRORS, HyperAxis, log_groups, run_values, with_values
 from fluxrl.core.metric_window import MetricWindow, first_non_finite
@@ -161,10 +161,11 @@ class _Programs:
 
 
 def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = None, resume: bool = False,
-        axis: Mapping[str, Sequence[Any]] | None = None) -> RunResult:
+        axis: Mapping[str, Sequence[Any]] | None = None, command: Any = None) -> RunResult:
     """Train `algorithm` under `run_config`, writing everything into run_config.out; see the module docstring.
 
     With `resume`, continue the run in run_config.out from its last checkpoint up to run_config.iterations.
+    `command` (a dataclass, e.g. the command line's) is stored in config.json so that the run can be rebuilt.
     With `axis` ({traced field path: one value per member}), every seed of every member trains in one program;
     member i logs into run_config.out/<its name> ("lr=0.001"); the checkpoint holds them all."""
     use_every_core()  # devices and XLA options are set when a run starts, for this process only
@@ -208,7 +209,8 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
             group.out.mkdir(parents=True, exist_ok=True)
         state, start = layout.keep_split(programs.init(layout.place(keys), shared)), 0
     # Written again on resume: an extended run records its new length.
-    stored = {"algorithm": algorithm.name, "config": to_dict(config), "run": to_dict(run_config)}
+    stored = {"algorithm": algorithm.name, "config": to_dict(config), "run": to_dict(run_config),
+              "typed_config": to_typed(config), **({"command": to_typed(command)} if command is not None else {})}
     checkpoint.atomic_write_json(out / rundir.CONFIG_FILE, stored if hyper is None else
                                  {**stored, "axis": hyper.describe()})
     for group in groups if hyper else ():  # each member's directory says what it trained
