@@ -4,7 +4,9 @@ XLA's CPU backend runs one program on one device mostly on one thread, and `vmap
 into a batched matmul that it runs slowly. So the runner splits the seeds over as many CPU devices as there are
 cores (`jax.shard_map`) and, inside each device, runs its seeds one after another (`lax.map`): measured on a
 2-core machine, 16 seeds of 30 steps of a 2x256 MLP cost 143-180 ms vmapped on one device, 61 ms as `lax.map`
-on one device and 40-54 ms sharded over two.
+on one device and 40-54 ms sharded over two. An accelerator is the other way round: one device runs a batched
+program at the cost of one seed's, so there the seeds on a device are vmapped (`SEED_LAYOUTS`, chosen by the
+devices' platform unless the run says otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 # The mesh axis the seeds are split over. It is not the seed axis name of `fluxrl.core.seeds`: a collective
 # over the seeds inside an update must stay on one device, never synchronise the devices.
 DEVICE_AXIS = "devices"
+# How the seeds on one device run: one after another (map) or batched (vmap); auto picks by platform.
+SEED_LAYOUTS = ("auto", "map", "vmap")
 
 
 # XLA's CPU runtime aborts the process when one device waits more than 40 s for another at a synchronisation
@@ -66,9 +70,12 @@ def use_every_core() -> int:
 class SeedLayout:
     """How `num_seeds` seeds sit on the devices: padded to a multiple of the device count, split evenly."""
 
-    def __init__(self, num_seeds: int, devices: list | None = None):
+    def __init__(self, num_seeds: int, devices: list | None = None, seed_layout: str = "auto"):
         devices = list(devices if devices is not None else jax.devices())
         self.num_seeds = num_seeds
+        if seed_layout == "auto":
+            seed_layout = "map" if devices[0].platform == "cpu" else "vmap"
+        self.seed_layout = seed_layout
         self.num_devices = max(1, min(len(devices), num_seeds))
         # Padding seeds repeat real ones; their results are dropped. Two devices with two seeds each beat
         # one device with three.
@@ -106,10 +113,12 @@ class SeedLayout:
 
     def per_seed(self, fn: Callable, num_seeded: int = 1, donate: bool = False) -> Callable:
         """A jitted program applying `fn(*seeded, shared)` to every seed: the first `num_seeded` arguments
-        carry the seed axis (split over devices, seeds looped on each), the last is shared by all. `donate`
+        carry the seed axis (split over devices, seeds looped or vmapped on each), the last is shared by all. `donate`
         lets the program reuse the first argument's buffers (a state it replaces; the others are kept)."""
         def local(*args):
             seeded, shared = args[:num_seeded], args[num_seeded]
+            if self.seed_layout == "vmap":
+                return jax.vmap(lambda *xs: fn(*xs, shared))(*seeded)
             return jax.lax.map(lambda xs: fn(*xs, shared), seeded)
 
         specs = (PartitionSpec(DEVICE_AXIS),) * num_seeded + (PartitionSpec(),)

@@ -22,8 +22,8 @@ import jax
 import numpy as np
 
 from fluxrl.core import checkpoint, rundir
-from fluxrl.core.config import ConfigError, check_range, to_dict, to_typed
-from fluxrl.core.devices import SeedLayout, use_every_core
+from fluxrl.core.config import ConfigError, check_choice, check_range, to_dict, to_typed
+from fluxrl.core.devices import SEED_LAYOUTS, SeedLayout, use_every_core
 from fluxrl.core.hyper import TRACING_ERRORS, HyperAxis, log_groups, run_values, with_values
 from fluxrl.core.metric_window import MetricWindow, first_non_finite
 from fluxrl.core.progress import Progress
@@ -56,8 +56,12 @@ class RunConfig:
     """Replace a run already in --out."""
     progress: bool = True
     """Show a progress bar."""
+    seed_layout: str = "auto"
+    """How the seeds run on each device: map (one after another: fastest on CPU cores), vmap (batched: fastest on
+    a GPU or TPU), or auto (map on CPU, vmap on accelerators). Seeds are split over the devices either way."""
 
     def __post_init__(self):
+        check_choice("seed_layout", self.seed_layout, SEED_LAYOUTS)
         check_range("iterations", self.iterations, 1)
         check_range("num_seeds", self.num_seeds, 1)
         check_range("seed", self.seed, 0)
@@ -185,7 +189,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
     # Run r is seed r % num_seeds of member r // num_seeds: a member's seed i starts from seed i's key.
     keys = np.tile(seed_keys(run_config), (len(groups), 1))
     values = run_values(hyper, num_seeds)
-    layout = SeedLayout(len(keys))
+    layout = SeedLayout(len(keys), seed_layout=run_config.seed_layout)
     shared = layout.share(data)
     programs = _Programs(algorithm, config, layout, values, hyper)
     window = MetricWindow(algorithm.counters)

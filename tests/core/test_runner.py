@@ -187,3 +187,14 @@ def test_tensorboard_holds_the_across_seed_means_of_the_csv(run_config, tmp_path
                 for i in range(0, len(rows), 3)]
     assert [step for step, _ in scalars["loss"]] == [step for step, _ in expected]
     np.testing.assert_allclose([v for _, v in scalars["loss"]], [v for _, v in expected], rtol=1e-6)
+
+
+def test_the_map_and_vmap_seed_layouts_train_the_same_seeds_to_the_same_numbers(run_config, tmp_path):
+    mapped = runner.run(TOY, ToyConfig(), dataclasses.replace(run_config, seed_layout="map"))
+    batched = runner.run(TOY, ToyConfig(), dataclasses.replace(run_config, seed_layout="vmap",
+                                                                out=str(tmp_path / "vmap")))
+    for a, b in zip(jax.tree.leaves(mapped.state), jax.tree.leaves(batched.state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)  # batched matmuls round apart
+    assert runner.SeedLayout(2).seed_layout == "map"  # auto on CPU devices
+    with pytest.raises(ConfigError, match="seed_layout"):
+        runner.RunConfig(seed_layout="pmap")
