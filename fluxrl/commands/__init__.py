@@ -9,6 +9,7 @@
     fluxrl train {offline,onpolicy,meta} --resume DIR [--iterations N]
     fluxrl reproduce {lggfn,softrl,offline,cnf,fpo,metagrad} [OPTIONS] [--executor ray]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
+    fluxrl sample RUN --n N --out FILE.{csv,npz}
     fluxrl sweep gflownet [TRAIN GFLOWNET OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
 
 A new family is one more member of `TrainFamily`; a new
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Sequence, Union
 import tyro
 
 from fluxrl.commands import (data, demo, parsing, reproduce, resume, sweep, train_gflownet, train_meta,
-                             train_offline, train_onpolicy)
+                             train_offline, train_onpolicy, use)
 from fluxrl.core.config import ConfigError
 
 TrainFamily = Annotated[Union[
@@ -58,6 +59,7 @@ CommandLine = Union[
     Annotated[Train, tyro.conf.subcommand("train")],
     Annotated[reproduce.Reproduce, tyro.conf.subcommand("reproduce")],
     Annotated[Data, tyro.conf.subcommand("data")],
+    Annotated[use.Sample, tyro.conf.subcommand("sample")],
 ]
 
 
@@ -97,6 +99,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     elif isinstance(command, Data):
         command = command.action
         data.check(command)
+    elif isinstance(command, use.Sample):
+        use.check(command)
     return command
 
 
@@ -126,6 +130,8 @@ def execute(command: Any) -> int:
         return sweep.execute(command)
     if isinstance(command, data.DataMake):
         return data.execute(command)
+    if isinstance(command, use.Sample):
+        return use.execute(command)
     return demo.execute(command)
 
 

@@ -1,0 +1,74 @@
+"""`fluxrl.load(run)`: a trained GFlowNet samples objects with their log-rewards and log-probabilities, a trained
+policy acts on raw observations as its evaluation does, and what cannot be loaded fails with one sentence."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fluxrl
+from fluxrl.cli import main
+from fluxrl.core.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def parentheses_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "parentheses"
+    assert main(["train", "gflownet", "--env", "parentheses", "--max-tokens", "6", "--unique-mode-samples", "0",
+                 "--hidden", "32", "--iterations", "150", "--num-seeds", "2", "--no-progress",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_a_trained_gflownet_samples_objects_with_their_log_reward_and_log_probability(parentheses_run, tmp_path):
+    trained = fluxrl.load(parentheses_run, seed_index=1)
+    samples = jax.jit(trained.sample, static_argnums=1)(jax.random.PRNGKey(0), 4000)
+    env, params = trained.env, trained.env_params
+    assert samples.objects.tokens.shape == (4000, 6) and bool(jnp.all(samples.objects.terminated))
+    np.testing.assert_allclose(samples.log_reward, jax.vmap(env.log_reward, (None, 0))(params, samples.objects))
+    # Each sequence has one trajectory, so log P_F(trajectory) is the object's log-probability: the sample
+    # frequencies of the commonest objects match exp(log_prob).
+    codes = np.asarray(samples.objects.tokens + 1) @ (3 ** np.arange(6))
+    values, counts = np.unique(codes, return_counts=True)
+    for code in values[np.argsort(counts)[-3:]]:
+        where = codes == code
+        frequency = where.mean()
+        assert abs(frequency - float(np.exp(samples.log_prob[where][0]))) < 4 * np.sqrt(frequency / 4000), code
+    # the loaded policy is the one that trained: its mean log-reward is the run's last logged one for this seed
+    logged = json.loads((parentheses_run / "summary.json").read_text())["per_seed"]["log_reward_mean"][1]
+    assert abs(float(jnp.mean(samples.log_reward)) - logged) < 0.03
+    other = fluxrl.load(parentheses_run, seed_index=0).sample(jax.random.PRNGKey(0), 10)
+    assert not np.array_equal(other.log_prob, samples.log_prob[:10])
+
+
+def test_samples_are_written_as_csv_and_npz(parentheses_run, tmp_path, capsys):
+    for name in ("samples.csv", "samples.npz"):
+        assert main(["sample", str(parentheses_run), "--n", "50", "--out", str(tmp_path / name)]) == 0
+    header = (tmp_path / "samples.csv").read_text().splitlines()[0].split(",")
+    assert header[:2] == ["object_tokens_0", "object_tokens_1"] and header[-2:] == ["log_reward", "log_prob"]
+    with np.load(tmp_path / "samples.npz") as saved:
+        assert saved["object_tokens"].shape == (50, 6) and saved["log_prob"].shape == (50,)
+    assert main(["sample", str(parentheses_run), "--n", "5", "--out", str(tmp_path / "samples.txt")]) == 2
+    assert "must end in .csv or .npz" in capsys.readouterr().err
+    assert not (tmp_path / "samples.txt").exists()
+
+
+def test_a_trained_ppo_policy_acts_on_raw_observations(tmp_path):
+    out = tmp_path / "ppo"
+    assert main(["train", "onpolicy", "ppo", "--env", "pendulum", "--num-envs", "4", "--num-steps", "8",
+                 "--epochs", "1", "--minibatches", "1", "--iterations", "2", "--eval-every", "2", "--no-progress",
+                 "--out", str(out)]) == 0
+    trained = fluxrl.load(out)
+    observations = jnp.ones((5, 3))
+    actions = jax.jit(trained.act)(jax.random.PRNGKey(0), observations)
+    assert actions.shape == (5, 1) and bool(jnp.all(jnp.abs(actions) <= 1.0))
+    assert trained.act(jax.random.PRNGKey(0), observations[0]).shape == (1,)
+    with pytest.raises(ConfigError, match="seed_index"):
+        fluxrl.load(out, seed_index=3)
+
+
+def test_a_directory_that_is_no_run_fails_with_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match="not a run directory"):
+        fluxrl.load(tmp_path)
