@@ -37,7 +37,13 @@ ALL = ("TB", "epsilon", "replay", "SA-GFN", "teacher", "LGGFN")
 BUDGETS = {
     "cpu-reduced-2": {"hypergrid": (10_000, 1000), "parentheses": (1000, 1000), "structure": (1000, 100),
                       "structure-best": (1000, 100)},
+    "paper": {"hypergrid": (10_000, 1000), "parentheses": (1000, 1000), "structure": (1000, 100),
+              "structure-best": (1000, 100)},
 }
+# `paper` differs from cpu-reduced-2 in the parentheses policy only: the official GPT-2 sizes
+# (examples/balanced_parentheses.py:72-78) in fluxrl's causal transformer, at about 90x the MLP's cost per
+# iteration (docs/lggfn.md gives the measured rates and the wall time they imply).
+PAPER_PARENTHESES_NETWORK = dict(network="transformer", d_model=128, heads=4, transformer_layers=2)
 PROTOCOLS = tuple(BUDGETS)
 
 STUDIES = (
@@ -94,9 +100,13 @@ PROTOCOL_TABLE = (
      "shorter balanced sequences)", ""),
     ("parentheses metric", "distinct modes among 1000 x 16 samples of the trained main model "
      "(examples/balanced_parentheses.py:153-165)", "the same, 16,000 samples", ""),
-    ("parentheses policy", "GPT-2, width 128, 2 layers, 4 heads (examples/balanced_parentheses.py:72-78, 194-196)",
-     "MLP 256 x 2 over one-hot tokens", "budget: a 128-wide transformer over 32 tokens per step costs about "
-     "50x the MLP on 2 CPU cores"),
+    ("parentheses policy", "GPT-2 (transformers' GPT2Model): width 128, 2 layers, 4 heads, feed-forward 512, learned "
+     "positions, dropout 0.1 while training; P_F and P_B heads on one trunk, read at the first empty slot "
+     "(examples/balanced_parentheses.py:40-44, 60-66, 72-92, 194-196)", "cpu-reduced-2: MLP 256 x 2 over one-hot "
+     "tokens; `--protocol paper`: fluxrl's causal transformer of the official sizes (128 wide, 2 layers, 4 heads, "
+     "feed-forward 512, learned positions), read at the last token after a start token, no dropout",
+     "budget: the transformer costs about 90x the MLP per iteration on 2 CPU cores (docs/lggfn.md); fluxrl's "
+     "transformer has no dropout"),
     ("parentheses empty exit", "exit allowed at the empty sequence (src/envs/balanced_parentheses.py:56)",
      "not allowed", "the empty sequence is no object in fluxrl's env; it is never a mode"),
     ("structure data", "unit weights (parents summed unweighted: src/envs/helpers/bayesian_structure/"
@@ -128,9 +138,13 @@ def protocol_table() -> list[str]:
 
 
 def studies_of(protocol: str) -> tuple[Study, ...]:
-    """The studies with the protocol's budgets."""
-    return tuple(replace(s, iterations=BUDGETS[protocol][s.name][0], eval_every=BUDGETS[protocol][s.name][1])
-                 for s in STUDIES)
+    """The studies with the protocol's budgets (and, under `paper`, the official transformer on parentheses)."""
+    studies = tuple(replace(s, iterations=BUDGETS[protocol][s.name][0], eval_every=BUDGETS[protocol][s.name][1])
+                    for s in STUDIES)
+    if protocol != "paper":
+        return studies
+    return tuple(replace(s, config={**s.config, **PAPER_PARENTHESES_NETWORK}) if s.name == "parentheses" else s
+                 for s in studies)
 
 
 def study_config(study: Study, method: str):
