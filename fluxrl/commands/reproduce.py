@@ -35,8 +35,8 @@ class ReproduceOptions:
     cpus_per_run: int = 1
     """CPUs Ray reserves for each run."""
     protocol: str = ""
-    """The reproduction's protocol (lggfn: cpu-reduced-2 or paper; softrl: cpu-reduced-2 or paper; offline:
-    cpu-reduced-1; cnf: cpu-reduced-2 or paper; fpo: cpu-reduced-2 or paper; metagrad: cpu-reduced-2); empty: the default."""
+    """The reproduction's protocol (lggfn, softrl, cnf, fpo: cpu-reduced-2 or paper; offline: cpu-reduced-1;
+    metagrad: cpu-reduced-2); empty: the default."""
 
     def __post_init__(self):
         check_range("seeds", self.seeds, 1)
