@@ -49,8 +49,8 @@ def stored_command(family: str, resume: ResumeRun):
     expected = next(value for name, value in vars(module).items() if name.startswith("Train") and
                     isinstance(value, type) and dataclasses.is_dataclass(value))
     if "command" not in stored:
-        raise ConfigError(f"--resume {resume.resume}: its config.json holds no command to rebuild (a {stored['algorithm']} "
-                          f"run written by `fluxrl train {family}` stores one).")
+        raise ConfigError(f"--resume {resume.resume}: its config.json holds no command to rebuild (a "
+                          f"{stored['algorithm']} run written by `fluxrl train {family}` stores one).")
     command = from_typed(stored["command"])
     if not isinstance(command, expected):
         raise ConfigError(f"--resume {resume.resume} holds a {stored['algorithm']} run, not one of "
