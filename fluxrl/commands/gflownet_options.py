@@ -18,7 +18,8 @@ import tyro
 
 from fluxrl.core.config import check_range
 from fluxrl.core.runner import Algorithm
-from fluxrl.envs.gflownet.configs import BitSequenceConfig, HypergridConfig, ParenthesesConfig, StructureConfig
+from fluxrl.envs.gflownet.configs import (BitSequenceConfig, CustomEnvConfig, HypergridConfig, ParenthesesConfig,
+                                          StructureConfig)
 from fluxrl.gflownet import balance, soft_dqn
 from fluxrl.gflownet.lggfn import LGGFNConfig
 from fluxrl.gflownet.networks import MLPConfig, TransformerConfig
@@ -40,15 +41,26 @@ def group(title: str) -> Any:
     return tyro.conf.arg(name=title, prefix_name=False)
 
 ALGORITHM_NAMES = ("tb", "db", "subtb", "sdqn", "mdqn")
-ENV_NAMES = ("hypergrid", "bitseq", "parentheses", "structure")
+ENV_NAMES = ("hypergrid", "bitseq", "parentheses", "structure", "custom")
 # The network each environment gets when a command line names none (the choice `resolve_network` makes).
-DEFAULT_NETWORK = {"hypergrid": "mlp", "bitseq": "transformer", "parentheses": "mlp", "structure": "mlp"}
+DEFAULT_NETWORK = {"hypergrid": "mlp", "bitseq": "transformer", "parentheses": "mlp", "structure": "mlp",
+                   "custom": "mlp"}
+
+
+@dataclass(frozen=True)
+class CustomEnvOptions(CustomEnvConfig):
+    """Your own environment (a DAGEnv) made by `--factory module:callable`, `--env-arg name=value` per argument."""
+
+    factory: Annotated[str, flag("factory")] = ""
+    args: Annotated[tuple[str, ...], flag("env_arg"), tyro.conf.UseAppendAction] = ()
+    """A keyword argument of the factory, name=value (the value read as JSON, else as text); repeat the flag."""
 
 EnvChoice = Annotated[Union[
     Annotated[HypergridConfig, Sub("hypergrid")],
     Annotated[BitSequenceConfig, Sub("bitseq")],
     Annotated[ParenthesesConfig, Sub("parentheses")],
     Annotated[StructureConfig, Sub("structure")],
+    Annotated[CustomEnvOptions, Sub("custom")],
 ], group("environment")]
 
 

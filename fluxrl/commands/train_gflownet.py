@@ -93,6 +93,8 @@ def native_args(args: list[str]) -> list[str]:
         raise ConfigError(f"--env / --loss / --explore cannot be mixed with the subcommand {first_word!r}; "
                           f"write the choices either as subcommands or as those options.")
     env, loss, explore = chosen.get("env", "hypergrid"), chosen.get("loss", "tb"), chosen.get("explore", "none")
+    if ":" in env:  # an import path: the user's own environment
+        env, rest = "custom", ["--factory", env] + rest
     check_choice("env", env, ENV_NAMES)
     check_choice("loss", loss, ALGORITHM_NAMES)
     check_choice("explore", explore, LEGACY_EXPLORE)

@@ -8,10 +8,12 @@ arrays, passed to the program as data. `build()` is cached per config: a structu
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from fluxrl.core.config import check_choice, check_range
+from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.envs.gflownet.hypergrid import REWARD_PRESETS
 
 
@@ -122,17 +124,99 @@ class StructureConfig:
         return _build(self)
 
 
-EnvConfig = HypergridConfig | BitSequenceConfig | ParenthesesConfig | StructureConfig
+@dataclass(frozen=True)
+class CustomEnvConfig:
+    """A user's environment meeting the `DAGEnv` protocol (fluxrl.envs.gflownet.base), made by a factory named by
+    import path: `CustomEnvConfig("my_package.tasks:make_env", (("length", 6),))` calls
+    `my_package.tasks.make_env(length=6)`. It trains with every GFlowNet algorithm; metrics are exact where the
+    environment is enumerable (`all_states`, `state_index`, `terminal_states`), sampling metrics otherwise. The
+    path is stored with the run, so resuming and `fluxrl.load` rebuild the same environment."""
+
+    factory: str = ""
+    """Import path `module:callable` of a function (or class) returning the environment."""
+    args: tuple[tuple[str, Any], ...] = ()
+    """Keyword arguments of the factory, as (name, value) pairs (JSON values)."""
+
+    def __post_init__(self):
+        if ":" not in self.factory:
+            raise ConfigError(f"factory must be an import path module:callable, got {self.factory!r}.")
+        object.__setattr__(self, "args", tuple(_pair(item) for item in self.args))
+        self.build()
+
+    @property
+    def name(self) -> str:
+        """The factory's path, naming the environment in reports and run directories."""
+        return self.factory
+
+    def build(self) -> tuple[Any, Any]:
+        """(the environment, its default_params())."""
+        return _build(self)
+
+
+EnvConfig = HypergridConfig | BitSequenceConfig | ParenthesesConfig | StructureConfig | CustomEnvConfig
+
+# What a DAGEnv must have, checked when a custom environment is built.
+DAG_ENV_ATTRIBUTES = ("num_actions", "num_backward_actions", "max_length", "exit_action", "obs_size",
+                      "default_params", "reset", "forward_mask", "backward_mask", "step", "backward_step",
+                      "backward_action", "is_terminal", "log_reward", "obs")
 
 
 def env_name(config: EnvConfig) -> str:
-    """The short name of an environment config's environment: hypergrid, bitseq, parentheses or structure."""
+    """The short name of an environment config's environment: hypergrid, bitseq, parentheses, structure, or a
+    custom environment's factory path."""
+    if isinstance(config, CustomEnvConfig):
+        return config.name
     return {HypergridConfig: "hypergrid", BitSequenceConfig: "bitseq", ParenthesesConfig: "parentheses",
             StructureConfig: "structure"}[type(config)]
 
 
+def _pair(item: Any) -> tuple[str, Any]:
+    """(name, value) from a pair or from the command line's "name=value" (the value read as JSON, else text);
+    lists become tuples so that the config stays hashable."""
+    import json
+
+    if isinstance(item, str):
+        name, has_value, text = item.partition("=")
+        if not has_value or not name:
+            raise ConfigError(f"an environment argument must be name=value, got {item!r}.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        item = (name, value)
+    name, value = item
+    return str(name), tuple(value) if isinstance(value, list) else value
+
+
+def _build_custom(config: CustomEnvConfig) -> tuple[Any, Any]:
+    """The user's environment from its factory, checked against the DAGEnv protocol."""
+    import importlib
+
+    module_name, _, attribute = config.factory.partition(":")
+    if os.getcwd() not in sys.path:  # the `fluxrl` script does not put the working directory on the path
+        sys.path.append(os.getcwd())
+    try:
+        factory = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            factory = getattr(factory, part)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"cannot import the environment factory {config.factory} ({error}).") from None
+    try:
+        env = factory(**dict(config.args))
+    except TypeError as error:
+        raise ConfigError(f"{config.factory}({', '.join(f'{k}={v!r}' for k, v in config.args)}) failed: "
+                          f"{error}.") from None
+    missing = [name for name in DAG_ENV_ATTRIBUTES if not hasattr(env, name)]
+    if missing:
+        raise ConfigError(f"{config.factory} made a {type(env).__name__}, which is no DAGEnv: it lacks "
+                          f"{', '.join(missing)} (see fluxrl.envs.gflownet.base.DAGEnv).")
+    return env, env.default_params()
+
+
 @functools.lru_cache(maxsize=16)
 def _build(config: EnvConfig) -> tuple[Any, Any]:
+    if isinstance(config, CustomEnvConfig):
+        return _build_custom(config)
     if isinstance(config, HypergridConfig):
         from fluxrl.envs.gflownet.hypergrid import Hypergrid, hypergrid_params
 
