@@ -22,8 +22,8 @@ SETTINGS = {  # name -> (config overrides, iterations timed)
     "hypergrid 64x64 hard": (dict(env="hypergrid", ndim=2, height=64, reward="hard"), 500),
     "parentheses 32": (dict(env="parentheses", max_tokens=32), 300),
     # the LGGFN paper's policy on parentheses (reproduce lggfn --protocol paper): GPT-2 sizes, causal
-    "parentheses 32 transformer": (dict(env="parentheses", max_tokens=32, network="transformer", d_model=128,
-                                        heads=4, transformer_layers=2), 20),
+    "parentheses 32 transformer": (dict(env="parentheses", max_tokens=32, unique_mode_samples=0,
+                                        network="transformer", d_model=128, heads=4, transformer_layers=2), 20),
 }
 VARIANTS = {  # label -> config overrides of TB
     "TB": dict(),
