@@ -21,7 +21,7 @@ class OnPolicyConfig:
     """The settings Gaussian PPO and FPO share: environment, rollout, PPO-style optimisation, critic."""
 
     env: str = "pendulum"
-    """Environment name in `fluxrl.onpolicy.rollout.ENVS`."""
+    """Environment: a name in `fluxrl.envs.control.registry.ENVS`, a gymnax id, or a factory's import path."""
     num_envs: int = 100
     """Environments stepped in parallel."""
     num_steps: int = 100

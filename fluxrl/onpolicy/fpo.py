@@ -58,7 +58,7 @@ class FPOConfig(OnPolicyConfig):
     """FPO; the FPO-specific defaults are the official MuJoCo Playground ones, the rest equal PPOConfig's."""
 
     env: str = "gridworld-two-walls"
-    """Environment name in `fluxrl.onpolicy.rollout.ENVS`."""
+    """Environment: a name in `fluxrl.envs.control.registry.ENVS`, a gymnax id, or a factory's import path."""
     clip_eps: float = 0.05
     """Clipping epsilon of the ratio, in (0, 1) (official 0.05; 0.1 and 0.2 were worse in the paper)."""
     actor_hidden: tuple[int, ...] = (32, 32, 32, 32)

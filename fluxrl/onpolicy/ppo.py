@@ -48,7 +48,7 @@ class PPOConfig(OnPolicyConfig):
     """Gaussian PPO; defaults are rejax's tuned gymnax Pendulum-v1 PPO (module docstring)."""
 
     env: str = "pendulum"
-    """Environment name in `fluxrl.onpolicy.rollout.ENVS` (gymnax Pendulum-v1, whose tuned settings the other
+    """Environment (`fluxrl.envs.control.registry`; default gymnax Pendulum-v1, whose tuned settings the other
     defaults are; they also solve the grid world in 20 iterations)."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus (>= 0)."""

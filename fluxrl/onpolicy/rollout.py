@@ -31,18 +31,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fluxrl.core.config import ConfigError
 from fluxrl.envs.control.base import ControlEnv
-from fluxrl.envs.control.gridworld import LAYOUTS, GridWorld
-from fluxrl.envs.control.gymnax_adapter import GYMNAX_ENVS, GymnaxEnv
-from fluxrl.envs.control.playground_adapter import PLAYGROUND_ENVS
+from fluxrl.envs.control.registry import make_env
 from fluxrl.onpolicy import objectives
 
-# Environments by name; other modules add theirs (tests register a toy one).
-ENVS: dict[str, Callable[[], ControlEnv]] = {
-    **{f"gridworld-{layout.replace('_', '-')}": (lambda layout=layout: GridWorld(layout)) for layout in LAYOUTS},
-    **{name: (lambda env_id=env_id: GymnaxEnv(env_id)) for name, env_id in GYMNAX_ENVS.items()},
-    **PLAYGROUND_ENVS}  # made only when asked for; they need the `playground` extra
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish}
 # Weight initialisers: (key, (fan_in, fan_out)) -> (weights, biases).
 INITS = {
@@ -56,12 +48,6 @@ TIME_LIMITS = ("bootstrap", "terminate", "zero")
 NORMALIZE_EPS = 1e-8
 
 
-def make_env(name: str) -> ControlEnv:
-    """The registered environment `name`; ConfigError naming the registered ones otherwise."""
-    if name not in ENVS:
-        known = ", ".join(sorted(ENVS)) or "(none registered)"
-        raise ConfigError(f"env must be one of {known}, got {name!r}.")
-    return ENVS[name]()
 
 
 class MLP(eqx.Module):

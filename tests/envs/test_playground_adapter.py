@@ -15,6 +15,7 @@ pytest.importorskip("mujoco_playground")
 
 from fluxrl.core.config import ConfigError  # noqa: E402
 from fluxrl.envs.control import playground_adapter as pa  # noqa: E402
+from fluxrl.envs.control import registry  # noqa: E402
 
 ACTIONS = (1.0, 7.0, 0.5, 0.0)
 TIME_LIMIT = 3
@@ -130,9 +131,9 @@ def test_fresh_resets_draw_a_new_start_at_every_reset():
 @pytest.mark.slow
 def test_ppo_trains_on_a_task_inside_the_runner(tmp_path, monkeypatch):
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.onpolicy import ppo, rollout
+    from fluxrl.onpolicy import ppo
 
-    monkeypatch.setitem(rollout.ENVS, "dmc-cartpole-swingup", pa.PLAYGROUND_ENVS["dmc-cartpole-swingup"])
+    monkeypatch.setitem(registry.ENVS, "dmc-cartpole-swingup", pa.PLAYGROUND_ENVS["dmc-cartpole-swingup"])
     config = ppo.PPOConfig(env="dmc-cartpole-swingup", num_envs=4, num_steps=250, epochs=1, minibatches=1,
                            actor_hidden=(8,), critic_hidden=(8,))
     run_config = RunConfig(iterations=4, out=str(tmp_path / "run"), log_every=1, eval_every=4,

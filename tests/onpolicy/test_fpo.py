@@ -12,6 +12,7 @@ import pytest
 import scipy.linalg
 import scipy.stats
 
+from fluxrl.envs.control import registry
 from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
 from fluxrl.envs.control import gridworld
@@ -26,7 +27,7 @@ CONFIG = fpo.FPOConfig(env=TOY, num_envs=16, num_steps=50, epochs=4, minibatches
 @pytest.fixture(autouse=True)
 def toy_envs(monkeypatch):
     """The toy environment, registered for the test only."""
-    monkeypatch.setitem(rollout.ENVS, TOY, PointToTarget)
+    monkeypatch.setitem(registry.ENVS, TOY, PointToTarget)
 
 
 def constant_actor(velocity, observation_size=1, scale=1.0):

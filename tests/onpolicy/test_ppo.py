@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from fluxrl.envs.control import registry
 from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
 from fluxrl.onpolicy import objectives, ppo, rollout
@@ -27,7 +28,7 @@ PENDULUM_ITERATIONS, PENDULUM_FLOOR = 40, -400.0
 @pytest.fixture(autouse=True)
 def toy_envs(monkeypatch):
     """The toy environment, registered for the test only."""
-    monkeypatch.setitem(rollout.ENVS, TOY, PointToTarget)
+    monkeypatch.setitem(registry.ENVS, TOY, PointToTarget)
 
 
 def test_gae_matches_a_hand_computed_case_with_a_truncation_and_a_termination():

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from fluxrl.envs.control.base import Step
 
-# fluxrl's names of the gymnax environments it registers (`fluxrl.onpolicy.rollout.ENVS`), and gymnax's ids.
+# fluxrl's names of the gymnax environments it registers (`fluxrl.envs.control.registry.ENVS`), and gymnax's ids.
 GYMNAX_ENVS = {"pendulum": "Pendulum-v1", "mountaincar-continuous": "MountainCarContinuous-v0"}
 
 

@@ -160,7 +160,7 @@ class PlaygroundEnv:
         return Step(observation, next_state, reward, terminated, truncated, final_observation)
 
 
-# Environments by fluxrl name, for `fluxrl.onpolicy.rollout.ENVS`; making one needs the playground extra.
+# Environments by fluxrl name, for `fluxrl.envs.control.registry.ENVS`; making one needs the playground extra.
 PLAYGROUND_ENVS: dict[str, Callable[[], ControlEnv]] = {
     name: (lambda task=task: PlaygroundEnv(task)) for name, task in TASKS.items()}
 
