@@ -27,7 +27,7 @@ from fluxrl.core.devices import SEED_LAYOUTS, SeedLayout, use_every_core
 from fluxrl.core.hyper import TRACING_ERRORS, HyperAxis, log_groups, run_values, with_values
 from fluxrl.core.metric_window import MetricWindow, first_non_finite
 from fluxrl.core.progress import Progress
-from fluxrl.core.sinks import CSVSink, TensorBoardSink
+from fluxrl.core.sinks import CSVSink, TensorBoardSink, WandbSink
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class RunConfig:
     """Iterations between checkpoints (also one at the end)."""
     tensorboard: bool = False
     """Also write TensorBoard event files under OUT/tensorboard."""
+    wandb: bool = False
+    """Also log to Weights & Biases (files under OUT/wandb; offline unless WANDB_MODE or WANDB_API_KEY is set)."""
+    wandb_project: str = "fluxrl"
+    """The W&B project runs are logged to."""
     overwrite: bool = False
     """Replace a run already in --out."""
     progress: bool = True
@@ -248,6 +252,9 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
     for sink in sinks if resume else ():
         sink.truncate_after(start)
     tensorboards = [TensorBoardSink(group.out) for group in groups] if run_config.tensorboard else []
+    if run_config.wandb:  # a resumed run continues its W&B run, whose id it stored
+        tensorboards += [WandbSink.for_run(group.out, run_config.wandb_project, stored["config"], resume)
+                         for group in groups]
 
     def log(iteration: int, train: dict[str, np.ndarray] | None, evals: list[dict] | None) -> dict[str, float]:
         elapsed = round(time.perf_counter() - wall_start, 3)

@@ -1,4 +1,4 @@
-"""Where metrics go: a CSV file always, TensorBoard when asked."""
+"""Where metrics go: a CSV file always, TensorBoard and Weights & Biases when asked."""
 
 from __future__ import annotations
 
@@ -69,3 +69,40 @@ class TensorBoardSink:
     def close(self) -> None:
         """Flush and close the event file."""
         self.writer.close()
+
+
+class WandbSink:
+    """Logs the across-seed mean of each metric to Weights & Biases (`pip install 'fluxrl[wandb]'`), files under
+    DIR/wandb. Online when WANDB_MODE says so or an API key is set (WANDB_API_KEY); otherwise offline, to sync
+    later with `wandb sync DIR/wandb/offline-run-*`."""
+
+    def __init__(self, directory: Path, project: str, name: str, config: dict, resume_id: str | None = None):
+        import os
+
+        try:
+            import wandb
+        except ImportError:
+            from fluxrl.core.config import ConfigError
+
+            raise ConfigError("--wandb needs the wandb package: pip install 'fluxrl[wandb]'.") from None
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        self.run = wandb.init(project=project, name=name, config=config, dir=str(directory), mode=mode,
+                              id=resume_id, resume="allow" if resume_id else None, reinit="create_new")
+
+    @classmethod
+    def for_run(cls, directory: Path, project: str, config: dict, resume: bool) -> "WandbSink":
+        """The sink of the run in `directory`, named after it; on resume, the W&B run it logged to before."""
+        id_file = Path(directory) / "wandb" / "fluxrl-run-id"
+        resume_id = id_file.read_text().strip() if resume and id_file.exists() else None
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        sink = cls(directory, project, Path(directory).resolve().name, config, resume_id)
+        atomic_write_bytes(id_file, sink.run.id.encode())
+        return sink
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        """One point per metric at `iteration`."""
+        self.run.log(metrics, step=iteration)
+
+    def close(self) -> None:
+        """Finish the W&B run."""
+        self.run.finish()

@@ -198,3 +198,17 @@ def test_the_map_and_vmap_seed_layouts_train_the_same_seeds_to_the_same_numbers(
     assert runner.SeedLayout(2).seed_layout == "map"  # auto on CPU devices
     with pytest.raises(ConfigError, match="seed_layout"):
         runner.RunConfig(seed_layout="pmap")
+
+
+@pytest.mark.slow
+def test_wandb_logs_offline_and_a_resumed_run_continues_the_same_wandb_run(run_config, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    logged = dataclasses.replace(run_config, wandb=True, iterations=20)
+    runner.run(TOY, ToyConfig(), logged)
+    run_id = (tmp_path / "run" / "wandb" / "fluxrl-run-id").read_text()
+    offline = list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(offline) == 1 and any(offline[0].glob("*.wandb"))
+    runner.run(TOY, ToyConfig(), dataclasses.replace(logged, iterations=40), resume=True)
+    assert (tmp_path / "run" / "wandb" / "fluxrl-run-id").read_text() == run_id
