@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -173,23 +172,14 @@ def validate(dataset: Dataset, spec: DatasetSpec) -> None:
 # ---------------------------------------------------------------------------------------------- writing
 
 def _write_atomically(path: str | os.PathLike, write) -> Path:
-    """Call `write(temporary_path)` on a hidden file beside `path`, then rename it into place.
+    """Call `write(temporary_path)` on a hidden file beside `path`, then sync it and rename it into place: an
+    exception or interrupt half-way removes the temporary file, so `path` holds a complete dataset or is
+    untouched."""
+    from fluxrl.core.checkpoint import atomic_file
 
-    An exception or interrupt half-way removes the temporary file, so `path` either holds a complete dataset
-    or is untouched.
-    """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
+    with atomic_file(path) as temporary:
         write(temporary)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -138,18 +137,13 @@ def _write(dataset: datasets.Dataset, path: Path, spec: datasets.DatasetSpec, ma
     """Write `dataset` with `made` as attributes, appearing at `path` complete or not at all."""
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(descriptor)
-    try:
+    from fluxrl.core.checkpoint import atomic_file
+
+    with atomic_file(path, suffix=".partial") as partial:
         datasets.save(dataset, partial, spec)
         with h5py.File(partial, "a") as file:
             for key, value in made.items():
                 file.attrs[INFO_PREFIX + key] = value
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------ maze2d
