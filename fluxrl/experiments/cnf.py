@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction, store_run_facts,
-                                       wall_time_line)
+from fluxrl.experiments.common import (Study, curve, final_values, protocol_markdown, rebuild_from_runs,
+                                       run_reproduction, store_run_facts, wall_time_line)
 from fluxrl.experiments.offline import compare, make_datasets
 from fluxrl.offline import corl
 
@@ -148,8 +148,7 @@ def protocol_rows() -> tuple[tuple[str, str, str, str], ...]:
 
 def protocol_table() -> list[str]:
     """Markdown rows of the protocol table."""
-    lines = ["| setting | official code (path:line) | ours | why they differ |", "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in protocol_rows()]
+    return protocol_markdown(protocol_rows())
 
 
 def method_config(study: Study, method: str):

@@ -146,6 +146,19 @@ def metrics_table(study: Study, final: dict) -> list[str]:
     return lines
 
 
+def paired_outcome(a: dict, b: dict) -> str:
+    """better / worse / tie of final metric `a` ({"mean", "std"}) against `b`, higher being better: a gap inside the
+    larger of the two seed standard deviations (the noise floor) is a tie."""
+    margin, tolerance = a["mean"] - b["mean"], max(a["std"], b["std"])
+    return "better" if margin > tolerance else ("worse" if margin < -tolerance else "tie")
+
+
+def protocol_markdown(rows, source: str = "official code (path:line)") -> list[str]:
+    """The protocol table (setting | `source` | ours | why they differ, "same" where no reason) as markdown rows."""
+    lines = [f"| setting | {source} | ours | why they differ |", "|---|---|---|---|"]
+    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in rows]
+
+
 def wall_time_line(seconds: dict[str, float]) -> str:
     """One report line: the whole reproduction's wall time and each study's share."""
     parts = ", ".join(f"{name} {value / 60:.1f}" for name, value in seconds.items())

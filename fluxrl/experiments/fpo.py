@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import (Study, final_values, method_dir, rebuild_from_runs, run_reproduction,
-                                       store_run_facts, wall_time_line)
+from fluxrl.experiments.common import (Study, final_values, method_dir, paired_outcome, rebuild_from_runs,
+                                       run_reproduction, store_run_facts, wall_time_line)
 from fluxrl.experiments.fpo_protocol import protocol_table
 
 PROTOCOL = "cpu-reduced-2"
@@ -107,9 +107,7 @@ def study_config(study: Study, method: str, protocol: str = PROTOCOL):
 
 def compare(final: dict, method: str, baseline: str, metric: str) -> str:
     """better / worse / tie of `method` against `baseline` on a final metric: inside the larger seed std, a tie."""
-    a, b = final[method][metric], final[baseline][metric]
-    margin, tolerance = a["mean"] - b["mean"], max(a["std"], b["std"])
-    return "better" if margin > tolerance else ("worse" if margin < -tolerance else "tie")
+    return paired_outcome(final[method][metric], final[baseline][metric])
 
 
 def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:

@@ -66,5 +66,6 @@ PROTOCOL_TABLE = (
 
 def protocol_table() -> list[str]:
     """Markdown rows of PROTOCOL_TABLE."""
-    lines = ["| setting | official code (path:line) | ours | why they differ |", "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
+    from fluxrl.experiments.common import protocol_markdown
+
+    return protocol_markdown(PROTOCOL_TABLE)

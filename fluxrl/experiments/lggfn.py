@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, run_reproduction, scaled,
-                                       stored_rows, wall_time_line)
+from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, protocol_markdown,
+                                       run_reproduction, scaled, stored_rows, wall_time_line)
 
 OFFICIAL = "Idriss-Malek/Loss-Guided-GFN"  # the official code; paths below are inside it
 METHODS = {  # label -> exploration setting of the main GFlowNet
@@ -132,9 +132,7 @@ PROTOCOL_TABLE = (
 
 def protocol_table() -> list[str]:
     """Markdown rows of PROTOCOL_TABLE."""
-    lines = [f"| setting | paper / official code (`{OFFICIAL}`, path:line) | ours | why they differ |",
-             "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in PROTOCOL_TABLE]
+    return protocol_markdown(PROTOCOL_TABLE, f"paper / official code (`{OFFICIAL}`, path:line)")
 
 
 def studies_of(protocol: str) -> tuple[Study, ...]:

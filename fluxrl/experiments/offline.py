@@ -15,8 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from fluxrl.experiments.common import (Study, curve, final_values, rebuild_from_runs, run_reproduction,
-                                       store_run_facts, wall_time_line)
+from fluxrl.experiments.common import (Study, curve, final_values, paired_outcome, protocol_markdown,
+                                       rebuild_from_runs, run_reproduction, store_run_facts, wall_time_line)
 from fluxrl.offline import corl
 
 OFFICIAL = "tinkoff-ai/CORL"  # CORL's code and README; paths below are inside it
@@ -95,8 +95,7 @@ def protocol_rows() -> tuple[tuple[str, str, str, str], ...]:
 
 def protocol_table() -> list[str]:
     """Markdown rows of the protocol table."""
-    lines = [f"| setting | CORL (`{OFFICIAL}`, path:line) | ours | why they differ |", "|---|---|---|---|"]
-    return lines + [f"| {a} | {b} | {c} | {d or 'same'} |" for a, b, c, d in protocol_rows()]
+    return protocol_markdown(protocol_rows(), f"CORL (`{OFFICIAL}`, path:line)")
 
 
 def method_config(study: Study, method: str):
@@ -138,9 +137,7 @@ def study_config(study: Study, method: str, data_dir: str | None = None):
 def compare(final: dict, method: str, baseline: str) -> str:
     """better / worse / tie of `method` against `baseline` on the final score: a difference inside the larger
     seed standard deviation is a tie."""
-    a, b = final[method]["normalized_score"], final[baseline]["normalized_score"]
-    margin, tolerance = a["mean"] - b["mean"], max(a["std"], b["std"])
-    return "better" if margin > tolerance else ("worse" if margin < -tolerance else "tie")
+    return paired_outcome(final[method]["normalized_score"], final[baseline]["normalized_score"])
 
 
 def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
