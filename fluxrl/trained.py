@@ -63,6 +63,23 @@ class TrainedPolicy:
         action = _ACT[self.family](self, key, batch)
         return action[0] if single else action
 
+    def evaluate(self, episodes: int = 10, seed: int = 0, max_steps: int = 1000) -> dict[str, Any]:
+        """Returns of `episodes` episodes of the policy from seed `seed`: their mean, and each one (offline: in
+        the dataset's evaluation environment, with its normalised score; on-policy: in the run's environment, each
+        episode up to its end or `max_steps` steps)."""
+        if self.family == "offline":
+            if self.data.evaluation is None:
+                raise ConfigError("this offline run has no evaluation environment.")
+            from fluxrl.offline.common import Evaluation
+
+            evaluation = self.data.evaluation
+            fresh = Evaluation(evaluation.runner.make_env, episodes, evaluation.normalized_score)
+            act = jax.jit(self.act)
+            keys = iter(jax.random.split(jax.random.PRNGKey(seed), 100_000))
+            return fresh(lambda observations: np.asarray(act(next(keys), observations)), seed)
+        returns = _onpolicy_returns(self, jax.random.PRNGKey(seed), episodes, max_steps)
+        return {"return": float(np.mean(returns)), "returns": [float(r) for r in returns]}
+
 
 def load(run_dir: str | Path, seed_index: int = 0) -> TrainedGFlowNet | TrainedPolicy:
     """The trained model of seed `seed_index` (0 .. num_seeds - 1) of the run in `run_dir`."""
@@ -169,6 +186,35 @@ def _act_offline(trained: TrainedPolicy, key: jax.Array, observation: jax.Array)
 
 
 _ACT = {"onpolicy": _act_onpolicy, "offline": _act_offline}
+
+
+def _onpolicy_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:
+    """The return of the first episode of each of `episodes` environments run side by side (steps after an
+    episode's end, which the environment resets, are not counted)."""
+    from fluxrl.onpolicy.rollout import make_env
+
+    env = make_env(trained.config.env)
+    params = trained.data
+
+    @jax.jit
+    def run(key):
+        reset_key, key = jax.random.split(key)
+        observation, state = jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, episodes), params)
+
+        def step(carry, step_key):
+            observation, state, total, running = carry
+            act_key, env_key = jax.random.split(step_key)
+            action = trained.act(act_key, observation)
+            out = jax.vmap(env.step, (0, 0, 0, None))(jax.random.split(env_key, episodes), state, action, params)
+            total = total + jnp.where(running, out.reward, 0.0)
+            running = running & ~(out.terminated | out.truncated)
+            return (out.observation, out.state, total, running), None
+
+        carry = (observation, state, jnp.zeros(episodes), jnp.ones(episodes, bool))
+        (_, _, total, _), _ = jax.lax.scan(step, carry, jax.random.split(key, max_steps))
+        return total
+
+    return np.asarray(run(key))
 
 
 def save_samples(samples: Samples, path: str | Path) -> Path:

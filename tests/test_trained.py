@@ -67,6 +67,11 @@ def test_a_trained_ppo_policy_acts_on_raw_observations(tmp_path):
     assert trained.act(jax.random.PRNGKey(0), observations[0]).shape == (1,)
     with pytest.raises(ConfigError, match="seed_index"):
         fluxrl.load(out, seed_index=3)
+    # Pendulum-v1's episodes last 200 steps, each reward in [-16.3, 0]
+    result = trained.evaluate(episodes=3, seed=0, max_steps=300)
+    assert len(result["returns"]) == 3 and all(-16.3 * 200 <= r < 0 for r in result["returns"])
+    assert trained.evaluate(episodes=3, seed=0, max_steps=300) == result  # seeded: the same episodes
+    assert main(["evaluate", str(out), "--episodes", "2"]) == 0
 
 
 def test_a_directory_that_is_no_run_fails_with_one_sentence(tmp_path):

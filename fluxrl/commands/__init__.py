@@ -10,6 +10,7 @@
     fluxrl reproduce {lggfn,softrl,offline,cnf,fpo,metagrad} [OPTIONS] [--executor ray]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
     fluxrl sample RUN --n N --out FILE.{csv,npz}
+    fluxrl evaluate RUN --episodes N
     fluxrl sweep gflownet [TRAIN GFLOWNET OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
 
 A new family is one more member of `TrainFamily`; a new
@@ -60,6 +61,7 @@ CommandLine = Union[
     Annotated[reproduce.Reproduce, tyro.conf.subcommand("reproduce")],
     Annotated[Data, tyro.conf.subcommand("data")],
     Annotated[use.Sample, tyro.conf.subcommand("sample")],
+    Annotated[use.Evaluate, tyro.conf.subcommand("evaluate")],
 ]
 
 
@@ -101,6 +103,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
         data.check(command)
     elif isinstance(command, use.Sample):
         use.check(command)
+    elif isinstance(command, use.Evaluate):
+        use.check_evaluate(command)
     return command
 
 
@@ -132,6 +136,8 @@ def execute(command: Any) -> int:
         return data.execute(command)
     if isinstance(command, use.Sample):
         return use.execute(command)
+    if isinstance(command, use.Evaluate):
+        return use.execute_evaluate(command)
     return demo.execute(command)
 
 

@@ -1,9 +1,11 @@
-"""`fluxrl sample RUN --n N --out FILE`: objects drawn from a trained GFlowNet, written as .csv or .npz.
+"""Use a trained run: `fluxrl sample` draws objects from a GFlowNet, `fluxrl evaluate` runs a policy's episodes.
 
     fluxrl sample runs/parentheses --n 10000 --out samples.csv [--seed 0] [--seed-index 0]
+    fluxrl evaluate runs/fpo-pendulum --episodes 20 [--seed 0] [--seed-index 0]
 
-Each row is one terminal object (the environment's state fields), its log-reward and the log-probability of the
-trajectory that built it (see `fluxrl.trained`).
+A sample row is one terminal object (the environment's state fields), its log-reward and the log-probability of
+the trajectory that built it (see `fluxrl.trained`). An evaluation prints the mean return (and an offline run's
+normalised score) and each episode's return.
 """
 
 from __future__ import annotations
@@ -59,4 +61,49 @@ def execute(command: Sample) -> int:
     path = save_samples(samples, command.out)
     print(f"{command.n:,} objects of {command.run} (iteration {trained.iteration:,}, seed index "
           f"{command.seed_index}) written to {path}")
+    return 0
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Run episodes of a trained policy (on-policy or offline run) and print their returns."""
+
+    run: tyro.conf.Positional[str]
+    """Run directory of a trained policy."""
+    episodes: int = 10
+    """Episodes to run."""
+    seed: int = 0
+    """Seed of the episodes."""
+    seed_index: int = 0
+    """Which of the run's seeds acts (0 .. num_seeds - 1)."""
+    max_steps: int = 1000
+    """On-policy runs: the most steps of an episode (the environment's own time limit ends it earlier)."""
+
+    def __post_init__(self):
+        check_range("episodes", self.episodes, 1)
+        check_range("seed", self.seed, 0)
+        check_range("max_steps", self.max_steps, 1)
+
+
+def check_evaluate(command: Evaluate) -> None:
+    """ConfigError unless the run holds a policy; writes nothing."""
+    from fluxrl.core.rundir import read_run
+    from fluxrl.gflownet.algorithms import ALGORITHMS
+
+    stored = read_run(command.run)
+    if stored["algorithm"] in ALGORITHMS:
+        raise ConfigError(f"{command.run} holds a GFlowNet; draw from it with `fluxrl sample`.")
+
+
+def execute_evaluate(command: Evaluate) -> int:
+    """Load the run, run the episodes, print the returns; exit status 0."""
+    from fluxrl.trained import load
+
+    trained = load(command.run, command.seed_index)
+    result = trained.evaluate(command.episodes, command.seed, command.max_steps)
+    for name, value in result.items():
+        text = ", ".join(f"{v:.4g}" for v in value) if isinstance(value, list) else f"{value:.6g}"
+        print(f"  {name:<16}  {text}")
+    print(f"{command.episodes} episodes of {command.run} (iteration {trained.iteration:,}, seed index "
+          f"{command.seed_index})")
     return 0
