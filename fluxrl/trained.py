@@ -149,7 +149,7 @@ def _data(family: str, algorithm, config, command):
 
     module = algorithm_module(config)
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
-                             command.normalize_states)
+                             command.normalize_states, command.env)
     if hasattr(module, "prepare_data"):  # the decoder comes from the cache it was pre-trained into
         data = module.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed, False)
     return data

@@ -46,8 +46,8 @@ def _offline_run() -> RunConfig:
 
 @dataclass(frozen=True)
 class TrainOffline:
-    """Train an offline RL algorithm (bc, td3bc, iql, awac, cnf, plas) on a dataset, several seeds at once, with evaluations
-    in the dataset's Gymnasium environment (mean return and D4RL-normalised score)."""
+    """Train an offline RL algorithm (bc, td3bc, iql, awac, cnf, plas) on a dataset, several seeds at once, with
+    evaluations in the dataset's Gymnasium environment (mean return, and the normalised score where known)."""
 
     algorithm: AlgorithmChoice
     dataset: str = ""
@@ -55,6 +55,9 @@ class TrainOffline:
     an .npz or a Minari dataset directory."""
     data_dir: Optional[str] = None
     """Where named datasets are kept (default: the one `fluxrl data make` writes to)."""
+    env: Optional[str] = None
+    """The environment the data comes from, when the file does not say: any Gymnasium id (e.g. Pendulum-v1), a
+    dataset name, or none (no evaluation: losses and Q values only)."""
     eval_episodes: int = 10
     """Episodes per evaluation (each seed)."""
     models_dir: Optional[str] = None
@@ -133,7 +136,7 @@ def execute(command: TrainOffline, resume: bool = False) -> int:
     module = algorithm_module(config)
     algorithm = module.ALGORITHM
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
-                             command.normalize_states)
+                             command.normalize_states, command.env)
     transitions = data.rewards.shape[0]
     if hasattr(module, "prepare_data"):  # latent-space algorithms: pre-train (or reuse) the decoder first
         print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")

@@ -92,20 +92,26 @@ def make_offline_data(dataset: Dataset, *, normalize_states: bool = True, max_ac
 
 
 def load_offline_data(name_or_path: str, algorithm: str, data_dir: str | None = None, eval_episodes: int = 10,
-                      normalize_states: bool = True) -> OfflineData:
+                      normalize_states: bool = True, env: str | None = None) -> OfflineData:
     """Load a named or file dataset, apply `algorithm`'s reward convention, and attach its environment's
-    evaluation (D4RL-normalised score); what `fluxrl train offline` and the reproductions train on."""
+    evaluation (the mean return, and the D4RL-normalised score where reference returns are known); what `fluxrl
+    train offline` and the reproductions train on. `env` names the environment when the data does not (a
+    Gymnasium id, a dataset name, or "none": no evaluation, offline metrics only)."""
     from functools import partial
 
     from fluxrl.offline import datasets
 
-    dataset, spec = datasets.load(name_or_path, data_dir)
+    dataset, spec = datasets.load(name_or_path, data_dir, env)
     dataset = reward_transform(spec, dataset, algorithm)
+    if not spec.has_env:
+        max_action = float(max(abs(spec.action_low), abs(spec.action_high)))
+        return make_offline_data(dataset, normalize_states=normalize_states, max_action=max_action)
     make_env = partial(datasets.make_env, spec)
     probe = make_env()
     max_action = float(np.max(np.abs(np.asarray(probe.action_space.high))))
     probe.close()
-    evaluation = Evaluation(make_env, eval_episodes, partial(datasets.normalized_score, spec))
+    score = partial(datasets.normalized_score, spec) if spec.has_reference else None
+    evaluation = Evaluation(make_env, eval_episodes, score)
     return make_offline_data(dataset, normalize_states=normalize_states, max_action=max_action,
                              evaluation=evaluation)
 

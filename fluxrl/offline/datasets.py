@@ -33,7 +33,11 @@ def spec_for(name_or_path: str | os.PathLike, env: str | None = None) -> Dataset
     text = str(name_or_path)
     path = Path(text).expanduser()
     if env is not None:
-        return _spec_for_env(env, _name_of_file(path))
+        spec = _spec_for_env(env, _name_of_file(path))
+        if spec is None:
+            raise DatasetError(f"the spec of data from {env} (outside D4RL's families) is read off the data: load "
+                               "the dataset with fluxrl.offline.datasets.load(path, env=...).")
+        return spec
     if not path.exists() and strip_version(text) in SPECS:
         return SPECS[strip_version(text)]
     metadata = read_metadata(path) if path.exists() else {}
@@ -54,8 +58,9 @@ def _spec_from_file_name(path: Path) -> DatasetSpec:
                        f"(a dataset name such as halfcheetah-medium, or a Gymnasium id such as HalfCheetah-v4).")
 
 
-def _spec_from_metadata(path: Path, metadata: dict[str, Any]) -> DatasetSpec | None:
-    """The spec stored in our own files, or read from a Minari directory's metadata; None when absent."""
+def _spec_from_metadata(path: Path, metadata: dict[str, Any], dataset: Dataset | None = None) -> DatasetSpec | None:
+    """The spec stored in our own files, or read from a Minari directory's metadata (a dataset of any Gymnasium
+    environment, with Minari's reference scores where it has them); None when absent."""
     if SPEC_KEY in metadata:
         try:
             return DatasetSpec(**json.loads(metadata[SPEC_KEY]))
@@ -68,8 +73,25 @@ def _spec_from_metadata(path: Path, metadata: dict[str, Any]) -> DatasetSpec | N
                 env_id = json.loads(metadata["env_spec"]).get("id")
             except (TypeError, ValueError, AttributeError):
                 env_id = None
-        return _spec_from_minari_id(str(metadata["dataset_id"]), env_id)
+        known = _spec_from_minari_id(str(metadata["dataset_id"]), env_id)
+        if known is not None or env_id is None or dataset is None:
+            return known
+        name = strip_version(str(metadata["dataset_id"]).replace("/", "-"))
+        return _generic_spec(name, env_id, dataset, metadata.get("ref_min_score"), metadata.get("ref_max_score"))
     return None
+
+
+def _generic_spec(name: str, env: str, dataset: Dataset, ref_min=None, ref_max=None) -> DatasetSpec:
+    """The spec of `dataset` from Gymnasium environment `env` (or none), its sizes read off the data."""
+    from fluxrl.offline.specs import generic_spec
+
+    references = {} if ref_min is None or ref_max is None else dict(ref_min_return=float(ref_min),
+                                                                     ref_max_return=float(ref_max))
+    actions = np.asarray(dataset.actions)
+    bounds = {} if env != "none" else dict(action_low=float(min(actions.min(), -1.0)),
+                                           action_high=float(max(actions.max(), 1.0)))
+    return generic_spec(name, env, int(np.shape(dataset.observations)[1]), int(np.shape(dataset.actions)[1]),
+                        **bounds, **references)
 
 
 def default_data_dir() -> Path:
@@ -105,8 +127,8 @@ def load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = N
          env: str | None = None) -> tuple[Dataset, DatasetSpec]:
     """Load and validate a dataset from a name (in `data_dir`), a D4RL `.hdf5`, an `.npz` or a Minari directory.
 
-    `env` (a dataset name, a family or a Gymnasium id) says which environment the data comes from when the
-    file does not tell.
+    `env` (a dataset name, a family, any Gymnasium id, or "none") says which environment the data comes from when
+    the file does not tell; with "none" the data trains without an environment (offline metrics only).
     """
     path = _resolve_path(name_or_path, data_dir)
     if path.is_dir():
@@ -118,9 +140,9 @@ def load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = N
     else:
         raise DatasetError(f"{path} is not a dataset: expected a .hdf5 or .npz file or a Minari directory.")
     if env is not None:
-        spec = _spec_for_env(env, _name_of_file(path))
+        spec = _spec_for_env(env, _name_of_file(path)) or _generic_spec(_name_of_file(path), env, dataset)
     else:
-        spec = _spec_from_metadata(path, metadata) or _spec_from_file_name(path)
+        spec = _spec_from_metadata(path, metadata, dataset) or _spec_from_file_name(path)
     validate(dataset, spec)
     return dataset, spec
 

@@ -37,6 +37,9 @@ class _Family:
     action_dim: int
 
 
+# Families outside D4RL's: any Gymnasium environment (raw returns unless reference returns are known), and none.
+GYMNASIUM, NO_ENV = "gymnasium", "none"
+
 # D4RL's reference returns (random / expert policy, from D4RL's infos.py); maze2d-* are the v1 datasets'.
 # Locomotion evaluates on Gymnasium v4, which keeps the models of the v3 environments D4RL used.
 FAMILIES: dict[str, _Family] = {
@@ -82,15 +85,51 @@ class DatasetSpec:
     def __post_init__(self):
         if not self.name:
             raise DatasetError("name must be a non-empty dataset name.")
-        check_choice("family", self.family, tuple(FAMILIES))
+        check_choice("family", self.family, (*FAMILIES, GYMNASIUM, NO_ENV))
         for field_name in ("max_episode_steps", "observation_dim", "action_dim"):
             if int(getattr(self, field_name)) < 1:
                 raise DatasetError(f"{field_name} must be >= 1, got {getattr(self, field_name)}.")
-        if not self.ref_max_return > self.ref_min_return:
+        if self.has_reference and not self.ref_max_return > self.ref_min_return:
             raise DatasetError(f"ref_max_return must be > ref_min_return ({self.ref_min_return}), "
                                f"got {self.ref_max_return}.")
         if not self.action_high > self.action_low:
             raise DatasetError(f"action_high must be > action_low ({self.action_low}), got {self.action_high}.")
+
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether reference returns are known, so that returns can be normalised (NaN: raw returns only)."""
+        return bool(np.isfinite(self.ref_min_return) and np.isfinite(self.ref_max_return))
+
+    @property
+    def has_env(self) -> bool:
+        """Whether the data comes with an environment to evaluate in (`--env none`: offline metrics only)."""
+        return self.family != NO_ENV
+
+
+def generic_spec(name: str, env: str, observation_dim: int, action_dim: int, action_low: float = -1.0,
+                 action_high: float = 1.0, ref_min_return: float = float("nan"),
+                 ref_max_return: float = float("nan")) -> DatasetSpec:
+    """A spec for data of any Gymnasium environment `env` (its time limit and action bounds read from
+    Gymnasium), or of none (`env="none"`); normalised scores only where reference returns are given."""
+    if env == NO_ENV:
+        return DatasetSpec(name, NO_ENV, "", 1, ref_min_return, ref_max_return, observation_dim, action_dim,
+                           action_low, action_high)
+    import gymnasium
+
+    try:
+        registered = gymnasium.spec(env)
+        probe = gymnasium.make(env)
+    except Exception as error:  # gymnasium raises several kinds for an unknown or broken id
+        raise DatasetError(f"unknown environment {env!r}: pass a dataset name (e.g. halfcheetah-medium), a "
+                           f"family ({', '.join(FAMILIES)}), a Gymnasium id, or none ({error}).") from None
+    space = probe.action_space
+    probe.close()
+    if not hasattr(space, "low"):
+        raise DatasetError(f"{env} has a discrete action space; fluxrl's offline algorithms act in Box spaces.")
+    return DatasetSpec(name, GYMNASIUM, env, int(registered.max_episode_steps or 1000), ref_min_return,
+                       ref_max_return, observation_dim, action_dim, float(np.min(space.low)),
+                       float(np.max(space.high)))
 
 
 def _spec_of_family(name: str, family: str, env_id: str | None = None) -> DatasetSpec:
@@ -130,15 +169,15 @@ def _family_of_env(env: str) -> str | None:
     return None
 
 
-def _spec_for_env(env: str, name: str | None) -> DatasetSpec:
-    """The spec for data from environment `env` (a dataset name, a family, or a Gymnasium id)."""
+def _spec_for_env(env: str, name: str | None) -> DatasetSpec | None:
+    """The spec for data from environment `env` (a dataset name, a family, or a Gymnasium id of a D4RL family);
+    None for another environment (see `generic_spec`)."""
     env_key = strip_version(env)
     if env_key in SPECS:
         return SPECS[env_key]
     family = _family_of_env(env)
     if family is None:
-        raise DatasetError(f"unknown environment {env!r}: pass a dataset name (e.g. halfcheetah-medium), a family "
-                           f"({', '.join(FAMILIES)}) or a Gymnasium id such as HalfCheetah-v4.")
+        return None
     if name in SPECS and SPECS[name].family == family:
         return SPECS[name]
     is_family_name = env in FAMILIES or env_key in FAMILIES
@@ -171,7 +210,7 @@ def make_env(spec: DatasetSpec):
     return gymnasium.make(spec.env_id, max_episode_steps=spec.max_episode_steps)
 
 
-def normalized_score(spec: DatasetSpec, returns) -> np.ndarray:
+def normalized_score(spec: DatasetSpec, returns) -> np.ndarray:  # callers check spec.has_reference
     """D4RL's normalised score 100 (R - R_random) / (R_expert - R_random), elementwise over `returns`."""
     returns = np.asarray(returns, dtype=np.float64)
     return 100.0 * (returns - spec.ref_min_return) / (spec.ref_max_return - spec.ref_min_return)

@@ -1,0 +1,82 @@
+"""Offline data of any Gymnasium environment: named with --env (raw returns, no D4RL reference), read from a
+Minari dataset's own metadata (its environment and reference scores), or trained with no environment at all."""
+
+import json
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+
+from fluxrl.cli import main
+from fluxrl.offline import datasets
+from fluxrl.offline.common import load_offline_data
+
+RUN = ["--iterations", "4", "--log-every", "2", "--eval-every", "4", "--eval-episodes", "1", "--hidden", "16",
+       "--no-progress"]
+
+
+def pendulum_episodes(episodes=3, seed=0):
+    """Random-action Pendulum-v1 episodes (200 steps each, truncated), as D4RL's arrays."""
+    env, rng = gymnasium.make("Pendulum-v1"), np.random.default_rng(seed)
+    rows = {key: [] for key in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")}
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            action = rng.uniform(-2, 2, 1).astype(np.float32)
+            next_observation, reward, terminated, truncated, _ = env.step(action)
+            for key, value in (("observations", observation), ("actions", action), ("rewards", reward),
+                               ("terminals", terminated), ("timeouts", truncated),
+                               ("next_observations", next_observation)):
+                rows[key].append(value)
+            observation, done = next_observation, terminated or truncated
+    return {key: np.asarray(values, np.float32) for key, values in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def pendulum_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "pendulum-random.npz"
+    np.savez(path, **pendulum_episodes())
+    return path
+
+
+def test_data_of_an_environment_outside_d4rl_needs_and_takes_its_gymnasium_id(pendulum_npz, tmp_path, capsys):
+    assert main(["train", "offline", "bc", "--dataset", str(pendulum_npz), *RUN, "--out", str(tmp_path / "x")]) == 2
+    assert "cannot tell which environment" in capsys.readouterr().err
+    out = tmp_path / "bc"
+    assert main(["train", "offline", "bc", "--dataset", str(pendulum_npz), "--env", "Pendulum-v1", *RUN,
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert -16.3 * 200 <= summary["return"] <= 0 and "normalized_score" not in summary  # raw returns only
+    data = load_offline_data(str(pendulum_npz), "bc", env="Pendulum-v1")
+    assert data.max_action == 2.0  # Pendulum's torque bound, read from Gymnasium
+
+
+def test_with_env_none_the_data_trains_with_offline_metrics_only(pendulum_npz, tmp_path):
+    out = tmp_path / "none"
+    assert main(["train", "offline", "td3bc", "--dataset", str(pendulum_npz), "--env", "none", *RUN,
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "return" not in summary and np.isfinite(summary["critic_loss"]) and np.isfinite(summary["actor_loss"])
+
+
+def test_a_minari_dataset_of_any_environment_brings_its_environment_and_reference_scores(tmp_path, monkeypatch):
+    import minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    env = minari.DataCollector(gymnasium.make("Pendulum-v1"))
+    env.reset(seed=0)
+    for _ in range(400):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # minari asks for an author and a description
+        env.create_dataset("pendulum/random-v0", ref_min_score=-1500.0, ref_max_score=-150.0)
+    path = tmp_path / "minari" / "pendulum" / "random-v0"
+    dataset, spec = datasets.load(str(path))
+    assert (spec.env_id, spec.ref_min_return, spec.ref_max_return) == ("Pendulum-v1", -1500.0, -150.0)
+    assert spec.has_reference and spec.action_high == 2.0 and len(dataset.rewards) == 400
+    scores = datasets.normalized_score(spec, [-1500.0, -150.0])
+    np.testing.assert_allclose(scores, [0.0, 100.0])
