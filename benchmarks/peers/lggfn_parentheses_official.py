@@ -18,9 +18,11 @@ src/algos/lggfn.py), then the example's own metric on the trained main model (:1
 
 Run from the official repository root with the official venv (docs/official_runs.md, "Installation"):
 
-    cd /work/official-lggfn/Loss-Guided-GFN && OMP_NUM_THREADS=1 nice -n 19 /work/official-lggfn-venv/bin/python \
-        /work/main/benchmarks/peers/lggfn_parentheses_official.py --algo {tb,lggfn} --iterations 1000 --seed 0 \
-        --checkpoints 250,500,1000 --out /work/main/benchmarks/results/lggfn_parentheses_official_ALGO_seed0.json
+    cd OFFICIAL/Loss-Guided-GFN && OMP_NUM_THREADS=1 OFFICIAL_VENV/bin/python \
+        FLUXRL/benchmarks/peers/lggfn_parentheses_official.py --algo {tb,lggfn} --iterations 1000 --seed 0 \
+        --checkpoints 500,1000 --out FLUXRL/benchmarks/results/lggfn_parentheses_official_ALGO_seed0.json
+
+(OFFICIAL: where the repository was cloned; OFFICIAL_VENV: its venv; FLUXRL: this repository.)
 """
 
 from __future__ import annotations
