@@ -72,9 +72,8 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     if argv[:1] == ["sweep"]:
         return sweep.parse(argv[1:])
     if argv[:1] == ["train"] and argv[1:2] and argv[1] in resume.FAMILIES and resume.is_resume(argv[2:]):
-        options = parsing.parse(resume.ResumeRun, argv[2:], prog=f"fluxrl train {argv[1]}")
-        resume.stored_command(argv[1], options)  # a directory that is no such run fails here, before training
-        return Resumed(argv[1], options)
+        # the run directory is read when the command runs (as `train gflownet --resume`), one clear error there
+        return Resumed(argv[1], parsing.parse(resume.ResumeRun, argv[2:], prog=f"fluxrl train {argv[1]}"))
     if argv[:2] == ["train", "gflownet"]:
         rest = argv[2:]
         if train_gflownet.is_resume(rest):
@@ -101,10 +100,6 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     elif isinstance(command, Data):
         command = command.action
         data.check(command)
-    elif isinstance(command, use.Sample):
-        use.check(command)
-    elif isinstance(command, use.Evaluate):
-        use.check_evaluate(command)
     return command
 
 

@@ -56,6 +56,7 @@ def execute(command: Sample) -> int:
 
     from fluxrl.trained import load, save_samples
 
+    check(command)
     trained = load(command.run, command.seed_index)
     samples = trained.sample(jax.random.PRNGKey(command.seed), command.n)
     path = save_samples(samples, command.out)
@@ -99,6 +100,7 @@ def execute_evaluate(command: Evaluate) -> int:
     """Load the run, run the episodes, print the returns; exit status 0."""
     from fluxrl.trained import load
 
+    check_evaluate(command)
     trained = load(command.run, command.seed_index)
     result = trained.evaluate(command.episodes, command.seed, command.max_steps)
     for name, value in result.items():
