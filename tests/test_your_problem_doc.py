@@ -17,6 +17,6 @@ def test_every_python_block_of_the_page_runs(tmp_path, monkeypatch, capsys):
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
-    assert abs(float(printed[0]) - 7.34) < 0.3  # log Z learned by TB with LGGFN on the example
+    assert abs(float(printed[0]) - 8.026) < 0.1  # log Z learned by TB with LGGFN on the example: 4 log(2 + 2e)
     assert namespace["action"].shape == (2,) and (abs(namespace["action"]) <= 1).all()
     assert -16.3 * 200 <= float(printed[-1]) <= 0  # CNF's raw Pendulum return
