@@ -22,6 +22,7 @@ def parentheses_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_trained_gflownet_samples_objects_with_their_log_reward_and_log_probability(parentheses_run, tmp_path):
     trained = fluxrl.load(parentheses_run, seed_index=1)
     samples = jax.jit(trained.sample, static_argnums=1)(jax.random.PRNGKey(0), 4000)
@@ -43,6 +44,7 @@ def test_a_trained_gflownet_samples_objects_with_their_log_reward_and_log_probab
     assert not np.array_equal(other.log_prob, samples.log_prob[:10])
 
 
+@pytest.mark.slow
 def test_samples_are_written_as_csv_and_npz(parentheses_run, tmp_path, capsys):
     for name in ("samples.csv", "samples.npz"):
         assert main(["sample", str(parentheses_run), "--n", "50", "--out", str(tmp_path / name)]) == 0
@@ -55,6 +57,7 @@ def test_samples_are_written_as_csv_and_npz(parentheses_run, tmp_path, capsys):
     assert not (tmp_path / "samples.txt").exists()
 
 
+@pytest.mark.slow
 def test_a_trained_ppo_policy_acts_on_raw_observations(tmp_path):
     out = tmp_path / "ppo"
     assert main(["train", "onpolicy", "ppo", "--env", "pendulum", "--num-envs", "4", "--num-steps", "8",

@@ -27,6 +27,7 @@ def train(config, iterations):
 
 
 @pytest.mark.parametrize("explore", [None, LGGFNConfig()], ids=["tb", "lggfn"])
+@pytest.mark.slow
 def test_tb_and_lggfn_learn_the_log_partition_of_a_users_environment(explore):
     config = BalanceConfig(env=ENV, network=MLPConfig(hidden=32), batch_size=32, explore=explore)
     metrics = train(config, 300)

@@ -33,6 +33,7 @@ def test_a_states_outputs_are_the_causal_read_at_its_length_of_any_sequence_exte
     assert not np.allclose(forward[0], forward[1])  # the empty prefix and "(" are told apart
 
 
+@pytest.mark.slow
 def test_tb_and_lggfn_train_parentheses_with_the_transformer():
     for explore in ("none", "lggfn"):
         algorithm, config = from_flat(env="parentheses", max_tokens=4, batch_size=4, loss="tb", explore=explore,

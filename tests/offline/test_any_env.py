@@ -41,6 +41,7 @@ def pendulum_npz(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_data_of_an_environment_outside_d4rl_needs_and_takes_its_gymnasium_id(pendulum_npz, tmp_path, capsys):
     assert main(["train", "offline", "bc", "--dataset", str(pendulum_npz), *RUN, "--out", str(tmp_path / "x")]) == 2
     assert "cannot tell which environment" in capsys.readouterr().err
@@ -53,6 +54,7 @@ def test_data_of_an_environment_outside_d4rl_needs_and_takes_its_gymnasium_id(pe
     assert data.max_action == 2.0  # Pendulum's torque bound, read from Gymnasium
 
 
+@pytest.mark.slow
 def test_with_env_none_the_data_trains_with_offline_metrics_only(pendulum_npz, tmp_path):
     out = tmp_path / "none"
     assert main(["train", "offline", "td3bc", "--dataset", str(pendulum_npz), "--env", "none", *RUN,
