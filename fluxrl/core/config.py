@@ -29,6 +29,25 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}.")
 
 
+def import_object(path: str, what: str = "object") -> Any:
+    """The object at import path `module:attribute` (the working directory on the path, as `python -m` has it);
+    ConfigError naming `what` when it cannot be imported."""
+    import importlib
+    import os
+    import sys
+
+    module_name, _, attribute = path.partition(":")
+    if os.getcwd() not in sys.path:  # the `fluxrl` script does not put the working directory on the path
+        sys.path.append(os.getcwd())
+    try:
+        found = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"cannot import the {what} {path} ({error}).") from None
+    return found
+
+
 def refuse_unused(config: Any, names: tuple[str, ...], when: str) -> None:
     """Raise ConfigError if a field among `names` differs from its default: it does nothing `when`."""
     for item in dataclasses.fields(config):

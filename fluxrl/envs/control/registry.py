@@ -43,20 +43,9 @@ def make_env(name: str) -> ControlEnv:
 @functools.lru_cache(maxsize=None)
 def _user_env(path: str) -> ControlEnv:
     """A user's control environment from its factory (called without arguments), checked against ControlEnv."""
-    import importlib
-    import os
-    import sys
+    from fluxrl.core.config import import_object
 
-    module_name, _, attribute = path.partition(":")
-    if os.getcwd() not in sys.path:  # the `fluxrl` script does not put the working directory on the path
-        sys.path.append(os.getcwd())
-    try:
-        factory = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            factory = getattr(factory, part)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"cannot import the environment factory {path} ({error}).") from None
-    env = factory()
+    env = import_object(path, "environment factory")()
     missing = [name for name in ("observation_size", "action_size", "default_params", "reset", "step")
                if not hasattr(env, name)]
     if missing:

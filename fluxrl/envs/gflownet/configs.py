@@ -8,8 +8,6 @@ arrays, passed to the program as data. `build()` is cached per config: a structu
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,17 +188,9 @@ def _pair(item: Any) -> tuple[str, Any]:
 
 def _build_custom(config: CustomEnvConfig) -> tuple[Any, Any]:
     """The user's environment from its factory, checked against the DAGEnv protocol."""
-    import importlib
+    from fluxrl.core.config import import_object
 
-    module_name, _, attribute = config.factory.partition(":")
-    if os.getcwd() not in sys.path:  # the `fluxrl` script does not put the working directory on the path
-        sys.path.append(os.getcwd())
-    try:
-        factory = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            factory = getattr(factory, part)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"cannot import the environment factory {config.factory} ({error}).") from None
+    factory = import_object(config.factory, "environment factory")
     try:
         env = factory(**dict(config.args))
     except TypeError as error:
