@@ -68,6 +68,8 @@ def test_a_trained_ppo_policy_acts_on_raw_observations(tmp_path):
     actions = jax.jit(trained.act)(jax.random.PRNGKey(0), observations)
     assert actions.shape == (5, 1) and bool(jnp.all(jnp.abs(actions) <= 1.0))
     assert trained.act(jax.random.PRNGKey(0), observations[0]).shape == (1,)
+    many = jax.vmap(trained.act, (0, None))(jax.random.split(jax.random.PRNGKey(1), 7), observations[0])
+    assert many.shape == (7, 1) and len(np.unique(np.asarray(many))) == 7  # one stochastic action per key
     with pytest.raises(ConfigError, match="seed_index"):
         fluxrl.load(out, seed_index=3)
     # Pendulum-v1's episodes last 200 steps, each reward in [-16.3, 0]
