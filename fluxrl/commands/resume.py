@@ -55,6 +55,9 @@ def stored_command(family: str, resume: ResumeRun):
     if not isinstance(command, expected):
         raise ConfigError(f"--resume {resume.resume} holds a {stored['algorithm']} run, not one of "
                           f"`fluxrl train {family}`.")
+    if hasattr(command, "algorithm") and "typed_config" in stored:
+        # the config as trained: settings filled from the run's length (IQL's actor decay) keep their stored values
+        command = dataclasses.replace(command, algorithm=from_typed(stored["typed_config"]))
     run = dataclasses.replace(command.run, out=resume.resume, overwrite=False, progress=resume.progress,
                               iterations=command.run.iterations if resume.iterations is None else resume.iterations)
     return dataclasses.replace(command, run=run)
