@@ -65,18 +65,19 @@ class TrainedPolicy:
 
     def evaluate(self, episodes: int = 10, seed: int = 0, max_steps: int = 1000) -> dict[str, Any]:
         """Returns of `episodes` episodes of the policy from seed `seed`: their mean, and each one (offline: in
-        the dataset's evaluation environment, with its normalised score; on-policy: in the run's environment, each
-        episode up to its end or `max_steps` steps)."""
+        the dataset's evaluation environment, with its normalised score, or the held-out action error of a run
+        without one; on-policy: in the run's environment, each episode up to its end or `max_steps` steps)."""
         if self.family == "offline":
-            if self.data.evaluation is None:
-                raise ConfigError("this offline run has no evaluation environment.")
             from fluxrl.offline.common import Evaluation
 
             evaluation = self.data.evaluation
-            fresh = Evaluation(evaluation.runner.make_env, episodes, evaluation.normalized_score)
             act = jax.jit(self.act)
             keys = iter(jax.random.split(jax.random.PRNGKey(seed), 100_000))
-            return fresh(lambda observations: np.asarray(act(next(keys), observations)), seed)
+            policy = lambda observations: np.asarray(act(next(keys), observations))
+            if not isinstance(evaluation, Evaluation):  # no environment: the held-out action error
+                return evaluation(policy, seed)
+            fresh = Evaluation(evaluation.runner.make_env, episodes, evaluation.normalized_score)
+            return fresh(policy, seed)
         returns = _onpolicy_returns(self, jax.random.PRNGKey(seed), episodes, max_steps)
         return {"return": float(np.mean(returns)), "returns": [float(r) for r in returns]}
 

@@ -105,7 +105,7 @@ def execute_evaluate(command: Evaluate) -> int:
     result = trained.evaluate(command.episodes, command.seed, command.max_steps)
     for name, value in result.items():
         text = ", ".join(f"{v:.4g}" for v in value) if isinstance(value, list) else f"{value:.6g}"
-        print(f"  {name:<16}  {text}")
-    print(f"{command.episodes} episodes of {command.run} (iteration {trained.iteration:,}, seed index "
-          f"{command.seed_index})")
+        print(f"  {name:<20}  {text}")
+    what = "held-out data" if "heldout_action_error" in result else f"{command.episodes} episodes"
+    print(f"{what} of {command.run} (iteration {trained.iteration:,}, seed index {command.seed_index})")
     return 0

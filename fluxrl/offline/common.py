@@ -18,6 +18,7 @@ import numpy as np
 from fluxrl.core.nets import MLP, mlp
 from fluxrl.envs.control.gymnasium_adapter import EpisodeRunner
 from fluxrl.offline.datasets import Dataset
+from fluxrl.offline.specs import DatasetError
 from fluxrl.offline.preprocessing import reward_transform, state_normalizer
 
 class Evaluation:
@@ -40,6 +41,33 @@ class Evaluation:
         return metrics
 
 
+class HeldOutEvaluation:
+    """Evaluation without an environment: the policy's mean squared action error on held-out transitions.
+
+    Compared by identity, as `Evaluation` is; used when the data names no environment (`--env none`)."""
+
+    def __init__(self, observations: np.ndarray, actions: np.ndarray):
+        self.observations, self.actions = np.asarray(observations, np.float32), np.asarray(actions, np.float32)
+
+    def __call__(self, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> dict[str, float]:
+        """{"heldout_action_error": mean over held-out rows of the squared distance to the dataset's action}."""
+        del seed  # deterministic: the evaluation policies act without noise
+        error = np.sum((np.asarray(policy(self.observations)) - self.actions) ** 2, axis=-1)
+        return {"heldout_action_error": float(np.mean(error))}
+
+
+def hold_out(dataset: Dataset, share: float = 0.1) -> tuple[Dataset, Dataset]:
+    """(training, held-out) split of `dataset`: the held-out part is its last `share` of rows, starting after an
+    episode's end where one lies in the last half of the data (so few episodes are cut in two)."""
+    rows = len(dataset.rewards)
+    if rows < 2:
+        raise DatasetError(f"a dataset of {rows} transition(s) cannot hold out data for offline metrics.")
+    cut = min(rows - 1, max(1, int(round(rows * (1 - share)))))
+    ends = np.flatnonzero(np.maximum(dataset.terminals, dataset.timeouts)[rows // 2:cut]) + rows // 2 + 1
+    cut = int(ends[-1]) if len(ends) else cut
+    return (Dataset(*(np.asarray(a)[:cut] for a in dataset)), Dataset(*(np.asarray(a)[cut:] for a in dataset)))
+
+
 class OfflineData(eqx.Module):
     """The runner's shared `data` of an offline run: transitions (observations already normalised) as arrays."""
 
@@ -51,7 +79,7 @@ class OfflineData(eqx.Module):
     obs_mean: jax.Array  # [obs_dim]; the environment's observations are normalised with these at evaluation
     obs_std: jax.Array  # [obs_dim]
     max_action: float = eqx.field(static=True, default=1.0)  # actions lie in [-max_action, max_action]
-    evaluation: Evaluation | None = eqx.field(static=True, default=None)
+    evaluation: Evaluation | HeldOutEvaluation | None = eqx.field(static=True, default=None)
 
     @property
     def obs_dim(self) -> int:
@@ -96,7 +124,8 @@ def load_offline_data(name_or_path: str, algorithm: str, data_dir: str | None = 
     """Load a named or file dataset, apply `algorithm`'s reward convention, and attach its environment's
     evaluation (the mean return, and the D4RL-normalised score where reference returns are known); what `fluxrl
     train offline` and the reproductions train on. `env` names the environment when the data does not (a
-    Gymnasium id, a dataset name, or "none": no evaluation, offline metrics only)."""
+    Gymnasium id, a dataset name, or "none": no environment; the last tenth of the data held out, and the
+    policy's action error on it reported as `heldout_action_error`)."""
     from functools import partial
 
     from fluxrl.offline import datasets
@@ -104,8 +133,11 @@ def load_offline_data(name_or_path: str, algorithm: str, data_dir: str | None = 
     dataset, spec = datasets.load(name_or_path, data_dir, env)
     dataset = reward_transform(spec, dataset, algorithm)
     if not spec.has_env:
+        # No environment to score a policy: train on 90% of the rows, report the action error on the rest.
         max_action = float(max(abs(spec.action_low), abs(spec.action_high)))
-        return make_offline_data(dataset, normalize_states=normalize_states, max_action=max_action)
+        dataset, held_out = hold_out(dataset)
+        return make_offline_data(dataset, normalize_states=normalize_states, max_action=max_action,
+                                 evaluation=HeldOutEvaluation(held_out.observations, held_out.actions))
     make_env = partial(datasets.make_env, spec)
     probe = make_env()
     max_action = float(np.max(np.abs(np.asarray(probe.action_space.high))))

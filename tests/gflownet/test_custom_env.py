@@ -44,6 +44,18 @@ def test_the_command_line_trains_an_environment_named_by_import_path(tmp_path):
     assert stored["config"]["env"] == {"factory": "examples.gc_content:make_env", "args": [["length", 4], ["beta", 4]]}
 
 
+@pytest.mark.parametrize("explore", ["none", "lggfn"])
+@pytest.mark.slow
+def test_tb_and_lggfn_learn_a_users_environment_from_the_command_line(explore, tmp_path):
+    out = tmp_path / explore
+    assert main(["train", "gflownet", "--loss", "tb", "--explore", explore, "--env", "examples.gc_content:make_env",
+                 "--env-arg", "length=4", "--env-arg", "beta=4", "--hidden", "32", "--batch-size", "32",
+                 "--iterations", "300", "--log-every", "50", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert ("aux_loss" in summary) == (explore == "lggfn")  # the auxiliary GFlowNet trained beside the main one
+    assert abs(summary["log_z"] - GCContent(4, 4.0).log_partition(4.0)) < 0.15
+
+
 class NotADAG:
     num_actions = 2
 

@@ -10,21 +10,37 @@ import pytest
 
 from fluxrl.cli import main
 from fluxrl.offline import datasets
-from fluxrl.offline.common import load_offline_data
+from fluxrl.offline.common import hold_out, load_offline_data
+from fluxrl.offline.specs import Dataset, DatasetError
 
 RUN = ["--iterations", "4", "--log-every", "2", "--eval-every", "4", "--eval-episodes", "1", "--hidden", "16",
        "--no-progress"]
 
 
-def pendulum_episodes(episodes=3, seed=0):
-    """Random-action Pendulum-v1 episodes (200 steps each, truncated), as D4RL's arrays."""
+def random_action(observation, rng):
+    return rng.uniform(-2, 2, 1).astype(np.float32)
+
+
+def feedback(observations):
+    """A linear feedback on sin(theta) and the angular velocity, [..., 3] -> [..., 1]: actions that depend on the
+    state."""
+    return np.clip(-3.0 * observations[..., 1:2] - 0.6 * observations[..., 2:3], -2, 2).astype(np.float32)
+
+
+def controller(observation, rng):
+    """The feedback with Gaussian noise (std 0.1)."""
+    return np.clip(feedback(observation) + rng.normal(0, 0.1, 1), -2, 2).astype(np.float32)
+
+
+def pendulum_episodes(episodes=3, seed=0, policy=random_action):
+    """Pendulum-v1 episodes (200 steps each, truncated) of `policy`, as D4RL's arrays."""
     env, rng = gymnasium.make("Pendulum-v1"), np.random.default_rng(seed)
     rows = {key: [] for key in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")}
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed + episode)
         done = False
         while not done:
-            action = rng.uniform(-2, 2, 1).astype(np.float32)
+            action = policy(observation, rng)
             next_observation, reward, terminated, truncated, _ = env.step(action)
             for key, value in (("observations", observation), ("actions", action), ("rewards", reward),
                                ("terminals", terminated), ("timeouts", truncated),
@@ -61,6 +77,36 @@ def test_with_env_none_the_data_trains_with_offline_metrics_only(pendulum_npz, t
                  "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert "return" not in summary and np.isfinite(summary["critic_loss"]) and np.isfinite(summary["actor_loss"])
+    assert np.isfinite(summary["heldout_action_error"])
+
+
+@pytest.mark.slow
+def test_with_env_none_the_held_out_action_error_shows_what_bc_learned(tmp_path):
+    path = tmp_path / "pendulum-controller.npz"
+    np.savez(path, **pendulum_episodes(episodes=20, policy=controller))
+    out = tmp_path / "bc"
+    assert main(["train", "offline", "bc", "--dataset", str(path), "--env", "none", "--iterations", "1000",
+                 "--log-every", "500", "--eval-every", "1000", "--hidden", "64", "--no-progress",
+                 "--out", str(out)]) == 0
+    learned = json.loads((out / "summary.json").read_text())["heldout_action_error"]
+    held_out = load_offline_data(str(path), "bc", env="none").evaluation
+    # Controls on the same held-out rows: always acting 0, and the controller's own actions without its noise.
+    silent = held_out(lambda observations: np.zeros((len(observations), 1), np.float32), seed=0)
+    noiseless = held_out(feedback, seed=0)
+    assert noiseless["heldout_action_error"] < learned < 0.1 * silent["heldout_action_error"], (
+        learned, silent, noiseless)
+
+
+def test_the_held_out_rows_are_the_datas_last_episodes():
+    data = pendulum_episodes(episodes=10)
+    train, held_out = hold_out(Dataset(**{key: data[key] for key in Dataset._fields}))
+    assert len(train.rewards) == 1800 and len(held_out.rewards) == 200  # whole 200-step episodes
+    np.testing.assert_array_equal(np.concatenate([train.actions, held_out.actions]), data["actions"])
+    cut = Dataset(**{key: data[key][:1950] for key in Dataset._fields})  # the last episode cut short
+    train, held_out = hold_out(cut)
+    assert len(train.rewards) == 1600 and len(held_out.rewards) == 350  # the held-out part starts at an episode
+    with pytest.raises(DatasetError, match="cannot hold out"):
+        hold_out(Dataset(**{key: data[key][:1] for key in Dataset._fields}))
 
 
 def test_a_minari_dataset_of_any_environment_brings_its_environment_and_reference_scores(tmp_path, monkeypatch):
