@@ -77,7 +77,8 @@ class TrainedPolicy:
             if not isinstance(evaluation, Evaluation):  # no environment: the held-out action error
                 return evaluation(policy, seed)
             fresh = Evaluation(evaluation.runner.make_env, episodes, evaluation.normalized_score)
-            return fresh(policy, seed)
+            returns = fresh.runner.run(policy, seed)
+            return {**fresh.score(returns), "returns": [float(r) for r in returns]}
         returns = _onpolicy_returns(self, jax.random.PRNGKey(seed), episodes, max_steps)
         return {"return": float(np.mean(returns)), "returns": [float(r) for r in returns]}
 

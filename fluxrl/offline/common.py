@@ -33,7 +33,10 @@ class Evaluation:
 
     def __call__(self, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> dict[str, float]:
         """{"return": mean episode return, "normalized_score": its score} of `policy` from episodes seeded `seed`."""
-        returns = self.runner.run(policy, seed)
+        return self.score(self.runner.run(policy, seed))
+
+    def score(self, returns: np.ndarray) -> dict[str, float]:
+        """{"return": the mean of episode returns, "normalized_score": its score where reference returns exist}."""
         mean_return = float(np.mean(returns))
         metrics = {"return": mean_return}
         if self.normalized_score is not None:

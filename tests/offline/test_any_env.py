@@ -8,9 +8,10 @@ import gymnasium
 import numpy as np
 import pytest
 
+import fluxrl
 from fluxrl.cli import main
 from fluxrl.offline import datasets
-from fluxrl.offline.common import hold_out, load_offline_data
+from fluxrl.offline.common import Evaluation, hold_out, load_offline_data
 from fluxrl.offline.specs import Dataset, DatasetError
 
 RUN = ["--iterations", "4", "--log-every", "2", "--eval-every", "4", "--eval-episodes", "1", "--hidden", "16",
@@ -109,22 +110,53 @@ def test_the_held_out_rows_are_the_datas_last_episodes():
         hold_out(Dataset(**{key: data[key][:1] for key in Dataset._fields}))
 
 
-def test_a_minari_dataset_of_any_environment_brings_its_environment_and_reference_scores(tmp_path, monkeypatch):
+def minari_pendulum(root, monkeypatch, policy=random_action, steps=400):
+    """The directory of a Minari dataset that minari's DataCollector wrote for Pendulum-v1 with `policy`."""
     import minari
 
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    env = minari.DataCollector(gymnasium.make("Pendulum-v1"))
-    env.reset(seed=0)
-    for _ in range(400):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
+    env, rng = minari.DataCollector(gymnasium.make("Pendulum-v1")), np.random.default_rng(0)
+    observation, _ = env.reset(seed=0)
+    for _ in range(steps):
+        observation, _, terminated, truncated, _ = env.step(policy(observation, rng))
         if terminated or truncated:
-            env.reset()
+            observation, _ = env.reset()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # minari asks for an author and a description
         env.create_dataset("pendulum/random-v0", ref_min_score=-1500.0, ref_max_score=-150.0)
-    path = tmp_path / "minari" / "pendulum" / "random-v0"
-    dataset, spec = datasets.load(str(path))
+    return root / "minari" / "pendulum" / "random-v0"
+
+
+def test_a_minari_dataset_of_any_environment_brings_its_environment_and_reference_scores(tmp_path, monkeypatch):
+    dataset, spec = datasets.load(str(minari_pendulum(tmp_path, monkeypatch)))
     assert (spec.env_id, spec.ref_min_return, spec.ref_max_return) == ("Pendulum-v1", -1500.0, -150.0)
     assert spec.has_reference and spec.action_high == 2.0 and len(dataset.rewards) == 400
     scores = datasets.normalized_score(spec, [-1500.0, -150.0])
     np.testing.assert_allclose(scores, [0.0, 100.0])
+
+
+@pytest.mark.slow
+def test_a_minari_dataset_trains_from_its_path_alone_and_evaluate_repeats_the_runs_last_evaluation(
+        tmp_path, monkeypatch, capsys):
+    path = minari_pendulum(tmp_path, monkeypatch, policy=controller, steps=4000)
+    monkeypatch.delenv("MINARI_DATASETS_PATH")  # the directory alone names the data
+    summaries = {}
+    for algorithm in ("bc", "td3bc"):
+        assert main(["train", "offline", algorithm, "--dataset", str(path), "--iterations", "1000", "--log-every",
+                     "500", "--eval-every", "1000", "--eval-episodes", "10", "--num-seeds", "2", "--hidden", "64",
+                     "--no-progress", "--out", str(tmp_path / algorithm)]) == 0
+        summaries[algorithm] = json.loads((tmp_path / algorithm / "summary.json").read_text())
+        assert np.isfinite(summaries[algorithm]["normalized_score"])  # scored with Minari's reference returns
+    # A fresh evaluation of seed 0 of the finished BC run lies within the spread of the run's last evaluations.
+    trained = fluxrl.load(tmp_path / "bc")
+    result = trained.evaluate(episodes=10, seed=7)
+    last = summaries["bc"]["per_seed"]["return"]
+    margin = 3 * np.std(result["returns"]) / np.sqrt(10)
+    low, high = min(last) - margin, max(last) + margin
+    assert low <= result["return"] <= high, (result["return"], last, margin)
+    # Control: a policy that does nothing scores outside that band (the check can fail).
+    episodes = Evaluation(trained.data.evaluation.runner.make_env, 10)
+    idle = episodes(lambda observations: np.zeros((len(observations), 1), np.float32), 7)["return"]
+    assert not low <= idle <= high, (idle, low, high)
+    assert main(["evaluate", str(tmp_path / "bc"), "--episodes", "3"]) == 0
+    assert "normalized_score" in capsys.readouterr().out
