@@ -1,11 +1,11 @@
 """Use a trained run: `fluxrl sample` draws objects from a GFlowNet, `fluxrl evaluate` runs a policy's episodes.
 
     fluxrl sample runs/parentheses --n 10000 --out samples.csv [--seed 0] [--seed-index 0]
-    fluxrl evaluate runs/fpo-pendulum --episodes 20 [--seed 0] [--seed-index 0]
+    fluxrl evaluate runs/fpo-pendulum --episodes 20 [--seed 0] [--seed-index 0] [--video episode.gif]
 
 A sample row is one terminal object (the environment's state fields), its log-reward and the log-probability of
 the trajectory that built it (see `fluxrl.trained`). An evaluation prints the mean return (and an offline run's
-normalised score) and each episode's return.
+normalised score) and each episode's return; `--video` also films one episode (see `fluxrl.video`).
 """
 
 from __future__ import annotations
@@ -78,12 +78,18 @@ class Evaluate:
     seed_index: int = 0
     """Which of the run's seeds acts (0 .. num_seeds - 1)."""
     max_steps: int = 1000
-    """On-policy runs: the most steps of an episode (the environment's own time limit ends it earlier)."""
+    """The most steps of an on-policy episode or of a filmed one (the environment's own time limit ends it earlier)."""
+    video: str | None = None
+    """Also film one episode from the same seed into this file (.gif, or .mp4 with imageio-ffmpeg installed)."""
 
     def __post_init__(self):
         check_range("episodes", self.episodes, 1)
         check_range("seed", self.seed, 0)
         check_range("max_steps", self.max_steps, 1)
+        if self.video is not None:
+            from fluxrl.video import check_video_path
+
+            check_video_path(self.video)
 
 
 def check_evaluate(command: Evaluate) -> None:
@@ -108,4 +114,9 @@ def execute_evaluate(command: Evaluate) -> int:
         print(f"  {name:<20}  {text}")
     what = "held-out data" if "heldout_action_error" in result else f"{command.episodes} episodes"
     print(f"{what} of {command.run} (iteration {trained.iteration:,}, seed index {command.seed_index})")
+    if command.video is not None:
+        from fluxrl.video import record
+
+        path, total = record(trained, command.video, command.seed, command.max_steps)
+        print(f"one episode (return {total:.6g}) filmed into {path}")
     return 0

@@ -198,16 +198,17 @@ def _spec_from_minari_id(dataset_id: str, env_id: str | None) -> DatasetSpec | N
     return _spec_of_family(candidates[0], family, env_id) if family else None
 
 
-def make_env(spec: DatasetSpec):
-    """A Gymnasium environment to evaluate a policy trained on `spec`'s dataset (time limit included)."""
+def make_env(spec: DatasetSpec, render_mode: str | None = None):
+    """A Gymnasium environment to evaluate a policy trained on `spec`'s dataset (time limit included); with
+    `render_mode` ("rgb_array"), one that renders its frames."""
     if spec.family.startswith("maze2d"):
         # Imported here: the maze adapter pulls in gymnasium-robotics, which only maze2d runs need.
         from fluxrl.envs.control import maze2d
 
-        return maze2d.make(spec.name)
+        return maze2d.make(spec.name, render_mode)
     import gymnasium
 
-    return gymnasium.make(spec.env_id, max_episode_steps=spec.max_episode_steps)
+    return gymnasium.make(spec.env_id, max_episode_steps=spec.max_episode_steps, render_mode=render_mode)
 
 
 def normalized_score(spec: DatasetSpec, returns) -> np.ndarray:  # callers check spec.has_reference

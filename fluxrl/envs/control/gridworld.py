@@ -176,6 +176,28 @@ class GridWorld:
         observation = jnp.where(done, reset_observation, final_observation)
         return Step(observation, next_state, reward, terminated, truncated, final_observation)
 
+    def render(self, state: GridWorldState, params: GridWorldParams) -> np.ndarray:
+        """The grid and the agent as an RGB image (for videos; host-side, not jittable)."""
+        return render_cells(state, params)
+
+
+# The official plot colours (gridworld.py:361-374), and the agent's for videos.
+COLORS = {"free": (240, 240, 240), "death": (229, 57, 70), "goal": (42, 157, 143), "wall": (128, 128, 128),
+          "agent": (38, 70, 83)}
+
+
+def render_cells(state: GridWorldState, params: GridWorldParams, pixels: int = 12) -> np.ndarray:
+    """The grid as an RGB image [25 p, 25 p, 3] (goals green, death cells red, walls grey, the agent dark blue),
+    `pixels` per cell, row 0 at the bottom as the official plots draw it."""
+    image = np.empty((GRID_SIZE, GRID_SIZE, 3), np.uint8)
+    image[...] = COLORS["free"]
+    reward_map = np.asarray(params.reward_map)
+    for name, mask in (("goal", reward_map > 0), ("death", reward_map < 0), ("wall", np.asarray(params.wall_map))):
+        image[mask.T] = COLORS[name]  # maps are [x, y]; images are [row, column] = [y, x]
+    x, y = np.asarray(state.position)
+    image[y, x] = COLORS["agent"]
+    return np.repeat(np.repeat(image[::-1], pixels, axis=0), pixels, axis=1)
+
 
 def _distances(passable: np.ndarray, sources: np.ndarray) -> np.ndarray:
     """Fewest moves from every cell to `sources` through `passable` cells (inf where unreachable).
@@ -245,8 +267,7 @@ def plot_layouts(path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg without pyplot's global backend
     from matplotlib.figure import Figure
 
-    # The official plot colours (gridworld.py:361-374).
-    colors = {"free": (240, 240, 240), "death": (229, 57, 70), "goal": (42, 157, 143), "wall": (128, 128, 128)}
+    colors = COLORS
     figure = Figure(figsize=(4.2 * len(LAYOUTS), 4.9))
     FigureCanvasAgg(figure)
     for index, layout in enumerate(LAYOUTS):

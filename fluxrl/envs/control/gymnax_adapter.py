@@ -18,7 +18,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from fluxrl.core.config import ConfigError
 from fluxrl.envs.control.base import Step
 
 # fluxrl's names of the gymnax environments it registers (`fluxrl.envs.control.registry.ENVS`), and gymnax's ids.
@@ -65,3 +67,27 @@ class GymnaxEnv:
         truncated = jnp.asarray(truncated, bool) & ~terminated
         return Step(observation, state, jnp.asarray(reward, jnp.float32), terminated, truncated,
                     info["final_observation"])
+
+    def render(self, state: Any, params: Any) -> np.ndarray:
+        """An RGB image [200, 200, 3] of the state, for videos: Pendulum-v1 (the rod, upright at angle 0) and
+        MountainCarContinuous-v0 (the hill and the car); ConfigError for gymnax tasks without a drawing."""
+        from PIL import Image, ImageDraw
+
+        image = Image.new("RGB", (200, 200), (255, 255, 255))
+        draw = ImageDraw.Draw(image)
+        if self.env_id == "Pendulum-v1":
+            theta = float(state.theta)
+            tip = (100 - 80 * np.sin(theta), 100 - 80 * np.cos(theta))  # image rows grow downwards
+            draw.line([(100, 100), tip], fill=(204, 77, 77), width=12)
+            draw.ellipse([94, 94, 106, 106], fill=(0, 0, 0))
+        elif self.env_id == "MountainCarContinuous-v0":
+            xs = np.linspace(-1.2, 0.6, 100)
+            to_pixels = lambda x: (float((x + 1.2) / 1.8 * 180 + 10), float(190 - (np.sin(3 * x) * 0.45 + 0.55) * 150))
+            draw.line([to_pixels(x) for x in xs], fill=(0, 0, 0), width=2)
+            draw.line([to_pixels(0.45)[0], 10, to_pixels(0.45)[0], 40], fill=(42, 157, 143), width=3)  # the flag
+            x, y = to_pixels(float(state.position))
+            draw.ellipse([x - 8, y - 16, x + 8, y], fill=(38, 70, 83))
+        else:
+            raise ConfigError(f"{self.env_id} has no drawing for videos (Pendulum-v1 and MountainCarContinuous-v0 "
+                              "have).")
+        return np.asarray(image)

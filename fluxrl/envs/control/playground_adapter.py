@@ -159,6 +159,11 @@ class PlaygroundEnv:
         observation = jnp.where(done, reset_observation, final_observation)
         return Step(observation, next_state, reward, terminated, truncated, final_observation)
 
+    def render(self, state: PlaygroundState, params: PlaygroundParams) -> Any:
+        """An RGB image [240, 320, 3] of the state from Playground's own renderer (for videos; needs OpenGL, e.g.
+        MUJOCO_GL=egl on a machine without a display)."""
+        return _load(self.task).env.render([state.task], height=240, width=320)[0]
+
 
 # Environments by fluxrl name, for `fluxrl.envs.control.registry.ENVS`; making one needs the playground extra.
 PLAYGROUND_ENVS: dict[str, Callable[[], ControlEnv]] = {
