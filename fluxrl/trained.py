@@ -2,7 +2,7 @@
 
     trained = fluxrl.load("runs/hypergrid")            # a GFlowNet run
     samples = trained.sample(jax.random.PRNGKey(0), 1000)   # terminal objects, log R, log P_F of their trajectory
-    trained = fluxrl.load("runs/onpolicy")             # an on-policy or offline run
+    trained = fluxrl.load("runs/onpolicy")             # an on-policy, offline or meta-gradient run
     action = trained.act(jax.random.PRNGKey(0), observation)
 
 `sample` and `act` are pure functions of their arguments (jit them, vmap `act` over keys). Runs written before
@@ -56,8 +56,11 @@ class TrainedPolicy:
     family: str
     iteration: int
 
-    def act(self, key: jax.Array, observation: jax.Array) -> jax.Array:
-        """Actions for raw observations [O] or [n, O], as the run's evaluation takes them."""
+    def act(self, key: jax.Array, observation: Any) -> jax.Array:
+        """Actions for raw observations [O] or [n, O], as the run's evaluation takes them; for meta-gradient runs,
+        moves (int32) for Snake observations: Jumanji's `Observation` or its grid [rows, cols, 5], one or a batch."""
+        if self.family == "meta":
+            return _act_meta(self, key, observation)
         single = jnp.ndim(observation) == 1
         batch = jnp.atleast_2d(jnp.asarray(observation, jnp.float32))
         action = _ACT[self.family](self, key, batch)
@@ -79,7 +82,8 @@ class TrainedPolicy:
             fresh = Evaluation(evaluation.runner.make_env, episodes, evaluation.normalized_score)
             returns = fresh.runner.run(policy, seed)
             return {**fresh.score(returns), "returns": [float(r) for r in returns]}
-        returns = _onpolicy_returns(self, jax.random.PRNGKey(seed), episodes, max_steps)
+        episodes_of = _meta_returns if self.family == "meta" else _onpolicy_returns
+        returns = episodes_of(self, jax.random.PRNGKey(seed), episodes, max_steps)
         return {"return": float(np.mean(returns)), "returns": [float(r) for r in returns]}
 
 
@@ -132,11 +136,7 @@ def _module(name: str):
 def _algorithm(name: str):
     """(the runner's Algorithm, its family) of a stored algorithm name."""
     module = _module(name)
-    family = module.__name__.split(".")[1]
-    if family == "meta":
-        raise ConfigError("loading meta-gradient runs is not supported yet: their policy acts on Snake boards "
-                          "through the A2C network; use the run's metrics.csv.")
-    return module.ALGORITHM, family
+    return module.ALGORITHM, module.__name__.split(".")[1]
 
 
 def _data(family: str, algorithm, config, command):
@@ -188,6 +188,51 @@ def _act_offline(trained: TrainedPolicy, key: jax.Array, observation: jax.Array)
 
 
 _ACT = {"onpolicy": _act_onpolicy, "offline": _act_offline}
+
+
+def _act_meta(trained: TrainedPolicy, key: jax.Array, observation: Any) -> jax.Array:
+    """Moves of the A2C network (meta-gradient and A2C runs) for Snake observations, illegal moves masked."""
+    from fluxrl.meta.network import masked_log_policy
+
+    grid = jnp.asarray(getattr(observation, "grid", observation), jnp.float32)
+    single = grid.ndim == 3
+    grid = grid[None] if single else grid
+    mask = getattr(observation, "action_mask", None)
+    mask = jnp.ones((grid.shape[0], 4), bool) if mask is None else jnp.asarray(mask, bool).reshape(-1, 4)
+    log_policy = masked_log_policy(trained.state.step.net.logits(grid), mask)
+    action = jax.random.categorical(key, log_policy).astype(jnp.int32)
+    return action[0] if single else action
+
+
+def _meta_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:
+    """The return of the first episode of each of `episodes` Snake boards played side by side."""
+    from fluxrl.meta import snake
+
+    config = trained.config
+    name = config.env if hasattr(config, "env") else config.a2c.env
+
+    @jax.jit
+    def run(key):
+        reset_key, key = jax.random.split(key)
+
+        def step(carry, step_key):
+            envs, total, running = carry
+            action = _act_meta(trained, step_key, _Board(envs.grid, envs.mask))
+            envs, reward, done = snake.step(name, envs, action)
+            return (envs, total + jnp.where(running, reward, 0.0), running & ~done), None
+
+        carry = (snake.reset(name, reset_key, episodes), jnp.zeros(episodes), jnp.ones(episodes, bool))
+        (_, total, _), _ = jax.lax.scan(step, carry, jax.random.split(key, max_steps))
+        return total
+
+    return np.asarray(run(key))
+
+
+class _Board(NamedTuple):
+    """A batch of Snake observations as Jumanji names their fields."""
+
+    grid: jax.Array
+    action_mask: jax.Array
 
 
 def _onpolicy_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:

@@ -36,6 +36,9 @@ def record(trained: Any, path: str | Path, seed: int = 0, max_steps: int = 1000,
     """Film one episode of a trained policy (a `fluxrl.load` result) from seed `seed` into `path`; (path, the
     episode's return)."""
     path = check_video_path(path)
+    if trained.family == "meta":
+        raise ConfigError("Snake runs (meta-gradients) cannot be filmed yet; `fluxrl evaluate` without --video "
+                          "plays their episodes.")
     episode = _offline_episode if trained.family == "offline" else _control_episode
     frames, total = episode(trained, seed, max_steps)
     write_frames(frames, path, fps)
