@@ -142,7 +142,7 @@ def _algorithm(name: str):
 def _data(family: str, algorithm, config, command):
     """The run's shared data: rebuilt from the config, or for offline runs from the dataset its command names."""
     if family != "offline":
-        return algorithm.make_data(config)
+        return None if algorithm.make_data is None else algorithm.make_data(config)
     if command is None:
         raise ConfigError("an offline run loads through the command that trained it, and this run has none stored "
                           "(it was trained from Python); rebuild its data and call the algorithm's act directly.")
