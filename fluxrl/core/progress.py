@@ -1,4 +1,5 @@
-"""The progress of a training run: iterations, throughput in the algorithm's unit, the latest key metrics.
+"""The progress of a long job (a training run, making a dataset): steps done, throughput in the job's unit, the
+latest key metrics.
 
 On a terminal it is a rich progress bar. Where output is not a terminal (a log file, a batch job, CI) a bar would
 be cut or repeated, so whole lines are printed instead: one when the run starts, then at most one every
@@ -17,8 +18,9 @@ class Progress:
     """A rich progress bar on a terminal, periodic whole lines elsewhere, or nothing when disabled."""
 
     def __init__(self, enabled: bool, total: int, start: int, shown: tuple[str, ...], unit: str,
-                 stream=None, line_seconds: float = LINE_SECONDS):
+                 stream=None, line_seconds: float = LINE_SECONDS, description: str = "training"):
         self.bar = None
+        self.description = description
         self.lines = False
         self.shown, self.unit, self.total, self.start = shown, unit, total, start
         self.stream = stream if stream is not None else sys.stdout
@@ -35,10 +37,10 @@ class Progress:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                                    TimeRemainingColumn)
 
-        self.bar = RichProgress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+        self.bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
                                 TextColumn("{task.fields[metric]}"), transient=False)
-        self.task = self.bar.add_task("train", total=total, completed=start, speed="", metric="")
+        self.task = self.bar.add_task(description, total=total, completed=start, speed="", metric="")
         self.bar.start()
 
     def advance(self, iteration: int, units_per_second: float, metrics: dict[str, float]) -> None:
@@ -67,7 +69,7 @@ class Progress:
         left = ""
         if done > 0 and iteration < self.total:
             left = f", {_clock(elapsed / done * (self.total - iteration))} left"
-        parts = [f"training {iteration:,}/{self.total:,} ({100 * iteration / self.total:.0f}%)",
+        parts = [f"{self.description} {iteration:,}/{self.total:,} ({100 * iteration / self.total:.0f}%)",
                  f"{_clock(elapsed)} elapsed{left}"]
         print("  ".join(part for part in (", ".join(parts), speed, text) if part), file=self.stream, flush=True)
         self.printed, self.last_line = iteration, time.monotonic()

@@ -185,24 +185,34 @@ def eval_seed(key: Any) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
+def evaluate_policy(data: Any, act: Callable[[np.ndarray, jax.Array], Any], key: Any) -> dict[str, float]:
+    """The data's evaluation (episodes in its environment, or the held-out action error) of a policy
+    `act(normalised observations [n, O], action key)`; the action keys follow from the runner's evaluation `key`;
+    {} when the data has no evaluation. `data` is `OfflineData` or a wrapper with its obs_mean / obs_std."""
+    if data.evaluation is None:
+        return {}
+    mean, std = np.asarray(data.obs_mean), np.asarray(data.obs_std)
+    seed = eval_seed(key)
+    keys = [jax.random.PRNGKey(seed)]
+
+    def policy(observations: np.ndarray) -> np.ndarray:
+        normalised = ((np.asarray(observations, np.float32) - mean) / std).astype(np.float32)
+        keys[0], action_key = jax.random.split(keys[0])
+        return np.asarray(act(normalised, action_key))
+
+    return data.evaluation(policy, seed)
+
+
 def host_evaluator(act: Callable[[Any, Any, jax.Array, float], jax.Array]) -> Callable:
-    """`evaluate_host(config, data, state, key)` for a policy `act(config, state.actor, observations, max_action)`
-    giving the evaluation action of a batch of normalised observations; the policy runs jitted on the host."""
+    """`evaluate_host(config, data, state, key)` for a deterministic policy `act(config, state.actor, observations,
+    max_action)` giving the evaluation action of a batch of normalised observations; run jitted on the host."""
     jitted = jax.jit(act, static_argnums=(0, 3))
 
     def evaluate_host(config: Any, data: OfflineData, state: Any, key: Any) -> dict[str, float]:
         """Mean return and normalised score of the policy over the evaluation's episodes; {} without one."""
-        if data.evaluation is None:
-            return {}
-        # Host copies: the seed's arrays live on whichever device trained it.
-        actor = jax.device_get(state.actor)
-        mean, std = np.asarray(data.obs_mean), np.asarray(data.obs_std)
-
-        def policy(observations: np.ndarray) -> np.ndarray:
-            normalised = ((np.asarray(observations, np.float32) - mean) / std).astype(np.float32)
-            return np.asarray(jitted(config, actor, normalised, data.max_action))
-
-        return data.evaluation(policy, eval_seed(key))
+        actor = jax.device_get(state.actor)  # a host copy: the seed's arrays live where it trained
+        return evaluate_policy(data, lambda observations, _: jitted(config, actor, observations, data.max_action),
+                               key)
 
     return evaluate_host
 

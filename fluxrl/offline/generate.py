@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from fluxrl.core.config import ConfigError, check_range
+from fluxrl.core.progress import Progress
 from fluxrl.offline import datasets
 
 # D4RL's maze2d-v1 sizes (transitions); the time each takes is in the module docstring.
@@ -224,7 +225,9 @@ def make_maze2d_dataset(name: str, size: int, seed: int = 0,
     observation, _ = env.reset(seed=seed)
     waypoints, waypoint_index, steps_on_target = new_route(observation), 0, 0
     reached = given_up = 0
-    with _ProgressBar(progress, name, size) as bar:
+    bar = Progress(progress, size, 0, ("targets_reached",), "transitions", description=f"making {name}")
+    started = time.perf_counter()
+    try:
         for step in range(size):
             position, velocity = observation[:2].astype(np.float64), observation[2:].astype(np.float64)
             last = len(waypoints) - 1
@@ -240,7 +243,10 @@ def make_maze2d_dataset(name: str, size: int, seed: int = 0,
                 reached, given_up = reached + at_target, given_up + (not at_target)
                 waypoints, waypoint_index, steps_on_target = new_route(next_observation), 0, 0
             if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == size:
-                bar.update(step + 1, reached, given_up)
+                shown = {"targets_reached": reached / (reached + given_up)} if reached + given_up else {}
+                bar.advance(step + 1, (step + 1) / max(time.perf_counter() - started, 1e-9), shown)
+    finally:
+        bar.close()
     env.close()
     timeouts = np.zeros(size, dtype=np.float32)
     timeouts[layout.episode_steps - 1::layout.episode_steps] = 1.0
@@ -251,36 +257,3 @@ def make_maze2d_dataset(name: str, size: int, seed: int = 0,
     record = {"generator": MAZE2D_GENERATOR, "targets_reached": reached, "targets_given_up": given_up,
               "success_rate": reached / max(reached + given_up, 1)}
     return dataset, record
-
-
-class _ProgressBar:
-    """A rich bar over the transitions being made, with throughput and the controller's success so far."""
-
-    def __init__(self, enabled: bool, name: str, total: int):
-        self.bar = None
-        self.started = time.perf_counter()
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn(f"[bold]making {name}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                                TextColumn("{task.fields[success]}"))
-            self.task = self.bar.add_task(name, total=total, speed="", success="")
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def update(self, done: int, reached: int, given_up: int) -> None:
-        """Show `done` transitions made and the share of targets reached so far."""
-        if self.bar is None:
-            return
-        speed = done / max(time.perf_counter() - self.started, 1e-9)
-        success = f"targets reached {reached / max(reached + given_up, 1):.1%}" if reached + given_up else ""
-        self.bar.update(self.task, completed=done, speed=f"{speed:,.0f} transitions/s", success=success)
-
-    def __exit__(self, *exc_info):
-        if self.bar is not None:
-            self.bar.stop()
-        return False

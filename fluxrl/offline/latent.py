@@ -13,9 +13,8 @@ from typing import Any, Callable
 
 import equinox as eqx
 import jax
-import numpy as np
 
-from fluxrl.offline.common import Evaluation, OfflineData, eval_seed
+from fluxrl.offline.common import Evaluation, OfflineData, evaluate_policy
 
 
 class LatentData(eqx.Module):
@@ -70,19 +69,9 @@ def latent_host_evaluator(act: Callable[[Any, Any, Any, jax.Array, jax.Array], j
 
     def evaluate_host(config: Any, data: LatentData, state: Any, key: Any) -> dict[str, float]:
         """Mean return and normalised score of the policy over the evaluation's episodes; {} without one."""
-        if data.evaluation is None:
-            return {}
         # Host copies: the seed's arrays live on whichever device trained it.
         actor, decoder = jax.device_get(state.actor), jax.device_get(data.decoder)
-        mean, std = np.asarray(data.obs_mean), np.asarray(data.obs_std)
-        seed = eval_seed(key)
-        step_key = [jax.random.PRNGKey(seed)]
-
-        def policy(observations: np.ndarray) -> np.ndarray:
-            normalised = ((np.asarray(observations, np.float32) - mean) / std).astype(np.float32)
-            step_key[0], action_key = jax.random.split(step_key[0])
-            return np.asarray(jitted(config, actor, decoder, normalised, action_key))
-
-        return data.evaluation(policy, seed)
+        return evaluate_policy(data, lambda observations, action_key: jitted(config, actor, decoder, observations,
+                                                                             action_key), key)
 
     return evaluate_host

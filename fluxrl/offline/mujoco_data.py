@@ -23,6 +23,7 @@ steps about an hour. Medium and medium-replay come from one SAC run, trained onc
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,9 +33,10 @@ import numpy as np
 
 from fluxrl.core.config import ConfigError, check_range
 from fluxrl.core.nets import MLP
+from fluxrl.core.progress import Progress
 from fluxrl.offline.datasets import Dataset
 from fluxrl.offline.sac import SACConfig
-from fluxrl.offline.sac_loop import EvaluationConfig, HostPolicy, ProgressBar, SACResult, train_sac
+from fluxrl.offline.sac_loop import EvaluationConfig, HostPolicy, SACResult, train_sac
 
 ENV_IDS = {"halfcheetah": "HalfCheetah-v4", "hopper": "Hopper-v4", "walker2d": "Walker2d-v4"}
 KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
@@ -175,7 +177,8 @@ def collect(make: Callable[[], gym.Env], policy: Callable[[np.ndarray], np.ndarr
     next_observations = np.zeros((size, observation_dim), np.float32)
     actions = np.zeros((size, action_dim), np.float32)
     rewards, terminals, timeouts = (np.zeros(size, np.float32) for _ in range(3))
-    bar = ProgressBar(progress, description, size)
+    bar = Progress(progress, size, 0, ("return",), "steps", description=description)
+    started = time.perf_counter()
     observation, _ = env.reset(seed=seed)
     episode_return, last_return = 0.0, float("nan")
     try:
@@ -192,7 +195,7 @@ def collect(make: Callable[[], gym.Env], policy: Callable[[np.ndarray], np.ndarr
             else:
                 observation = next_observation
             if (t + 1) % 1000 == 0 or t + 1 == size:
-                bar.advance(t + 1, {"return": last_return})
+                bar.advance(t + 1, (t + 1) / max(time.perf_counter() - started, 1e-9), {"return": last_return})
     finally:
         bar.close()
         env.close()

@@ -32,7 +32,7 @@ import optax
 from fluxrl.core.config import check_range
 from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
-from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, eval_seed, network,
+from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, evaluate_policy, network,
                                    sample_batch, soft_update)
 from fluxrl.offline.latent import LatentData, make_latent_data
 from fluxrl.offline.vae import ConditionalVAE, VAEConfig, cached_vae
@@ -198,17 +198,9 @@ _act = jax.jit(act, static_argnums=0)
 
 def evaluate_host(config: PLASConfig, data: LatentData, state: PLASState, key: np.ndarray) -> dict[str, float]:
     """Mean return and normalised score of the policy over the evaluation's episodes; {} without one."""
-    if data.evaluation is None:
-        return {}
     # Host copies: the seed's arrays live on whichever device trained it.
     actor, vae = jax.device_get(state.actor), jax.device_get(data.decoder)
-    mean, std = np.asarray(data.obs_mean), np.asarray(data.obs_std)
-
-    def policy(observations: np.ndarray) -> np.ndarray:
-        normalised = ((np.asarray(observations, np.float32) - mean) / std).astype(np.float32)
-        return np.asarray(_act(config, actor, vae, normalised))
-
-    return data.evaluation(policy, eval_seed(key))
+    return evaluate_policy(data, lambda observations, _: _act(config, actor, vae, observations), key)
 
 
 ALGORITHM = Algorithm(name="plas", config_type=PLASConfig, init=init, update=update, evaluate_host=evaluate_host,

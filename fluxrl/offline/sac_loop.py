@@ -20,6 +20,7 @@ import numpy as np
 
 from fluxrl.core.config import check_range
 from fluxrl.core.nets import MLP
+from fluxrl.core.progress import Progress
 from fluxrl.offline.datasets import Dataset
 from fluxrl.offline.sac import Batch, SACConfig, SACState, gaussian_parameters, init, sample_action, update_many
 
@@ -167,8 +168,9 @@ def train_sac(config: SACConfig, make_env: Callable[[], gym.Env], env_steps: int
     policy = HostPolicy(state.actor, env.action_space, seed + 1)
     curve, snapshot, metrics = [], None, {}
     update_seconds, updates, updates_calls = 0.0, 0, 0
-    bar = ProgressBar(progress, description, env_steps)
+    bar = Progress(progress, env_steps, 0, ("return", "temperature"), "steps", description=description)
     start = time.perf_counter()
+    shown: dict[str, float] = {}  # the latest evaluation's return and temperature, kept between evaluations
     observation, _ = env.reset(seed=seed)
     step = 0
     try:
@@ -198,14 +200,15 @@ def train_sac(config: SACConfig, make_env: Callable[[], gym.Env], env_steps: int
                 evaluator = HostPolicy(state.actor, env.action_space, seed + 2 + step, evaluation.deterministic)
                 value = evaluate_return(evaluator, eval_env, evaluation.episodes, seed + 10_000 + step)
                 curve.append((step, value))
-                bar.advance(step, {"return": value, **metrics})
+                shown = {"return": value, **metrics}
+                bar.advance(step, step / max(time.perf_counter() - start, 1e-9), shown)
                 if target_return is not None and snapshot is None and value >= target_return:
                     # A copy: the next update donates (reuses) the state's buffers.
                     snapshot = Snapshot(step, value, jax.tree.map(jnp.copy, state.actor), buffer.contents())
                     if stop_at_target:
                         break
             elif step % 1000 == 0:
-                bar.advance(step, None)
+                bar.advance(step, step / max(time.perf_counter() - start, 1e-9), shown)
     finally:
         bar.close()
         env.close()
@@ -216,33 +219,3 @@ def train_sac(config: SACConfig, make_env: Callable[[], gym.Env], env_steps: int
         replay = snapshot.replay if stop_at_target and snapshot is not None else buffer.contents()
     return SACResult(state, tuple(curve), snapshot, step, step / seconds, updates / max(update_seconds, 1e-9),
                      replay)
-
-
-class ProgressBar:
-    """A rich progress bar over environment steps showing steps/s and the latest evaluation return."""
-
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.bar, self.shown, self.start = None, "", time.perf_counter()
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                                TextColumn("{task.fields[shown]}"))
-            self.task = self.bar.add_task(description, total=total, speed="", shown="")
-            self.bar.start()
-
-    def advance(self, steps: int, metrics: dict[str, float] | None) -> None:
-        """Move to `steps`; show `metrics` (None: keep the last ones shown)."""
-        if self.bar is None:
-            return
-        if metrics is not None:
-            self.shown = "  ".join(f"{name} {value:.4g}" for name, value in metrics.items()
-                                   if name in ("return", "temperature"))
-        speed = steps / max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, completed=steps, speed=f"{speed:,.0f} steps/s", shown=self.shown)
-
-    def close(self) -> None:
-        """Stop drawing."""
-        if self.bar is not None:
-            self.bar.stop()

@@ -59,6 +59,25 @@ def test_unknown_task_is_refused_with_the_choices():
         pa.PlaygroundEnv("CartpoleSwingUp")
 
 
+def test_any_playground_task_is_named_by_its_own_name():
+    names = pa.playground_names()
+    assert "FishSwim" in names and "FishSwim" not in pa.TASKS.values()  # DM Control outside fluxrl's short list
+    env = registry.make_env("FishSwim")
+    assert isinstance(env, pa.PlaygroundEnv) and env.action_size == 5 and env.observation_size > 0
+    observation, _ = jax.eval_shape(env.reset, jax.random.PRNGKey(0), env.default_params())
+    assert observation.shape == (env.observation_size,) and observation.dtype == jnp.float32
+
+
+def test_a_locomotion_task_without_its_robot_models_is_refused_naming_them():
+    from mujoco_playground._src import mjx_env
+
+    if mjx_env.MENAGERIE_PATH.exists():
+        pytest.skip("MuJoCo Menagerie is present here")
+    locomotion = next(name for name in pa.playground_names() if name.startswith("Go1"))
+    with pytest.raises(ConfigError, match="Menagerie"):
+        registry.make_env(locomotion).observation_size
+
+
 def test_a_missing_playground_is_a_config_error_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco_playground", None)  # makes the import fail
     with pytest.raises(ConfigError, match=r"fluxrl\[playground\]"):

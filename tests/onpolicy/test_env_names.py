@@ -31,7 +31,7 @@ class NotAnEnv:
 
 @pytest.mark.parametrize("name, message", [
     ("CartPole-v1", "discrete action space"),
-    ("gridworld-four-walls", "a gymnax id or an import path"),
+    ("gridworld-four-walls", "a MuJoCo Playground task name or an import path"),
     (f"{__name__}:NotAnEnv", "lacks action_size, default_params, reset, step"),
     ("no_such_module:make", "cannot import"),
 ])

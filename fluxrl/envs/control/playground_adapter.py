@@ -76,6 +76,16 @@ class _Loaded(NamedTuple):
     observation_size: int
     action_size: int
     episode_length: int
+    observation_key: str | None  # the entry of a dict observation the policy sees ("state"), None when flat
+
+
+def playground_names() -> tuple[str, ...]:
+    """Every task Playground registers (DM Control, locomotion, manipulation); () when it is not installed."""
+    if not available():
+        return ()
+    from mujoco_playground import registry
+
+    return tuple(registry.ALL_ENVS)
 
 
 @lru_cache(maxsize=None)
@@ -83,21 +93,40 @@ def _load(task: str) -> _Loaded:
     """The Playground task `task` on MJX's JAX backend, loaded once per process (a model load takes ~0.2 s and
     every algorithm function asks for its environment)."""
     try:
-        from mujoco_playground import dm_control_suite
+        from mujoco_playground import dm_control_suite, registry
+        from mujoco_playground._src import mjx_env
     except ImportError:
         raise ConfigError(f"MuJoCo Playground is not installed; {INSTALL_HINT}.") from None
+    if task not in dm_control_suite.ALL_ENVS and not mjx_env.MENAGERIE_PATH.exists():
+        # Locomotion and manipulation tasks read robot models that Playground clones from GitHub on first use.
+        raise ConfigError(f"{task} needs MuJoCo Menagerie's robot models, which Playground clones from GitHub the "
+                          f"first time; clone github.com/google-deepmind/mujoco_menagerie into "
+                          f"{mjx_env.MENAGERIE_PATH} (on a machine with network access) and run again.")
     # Playground's default backend is MuJoCo Warp (GPU); "jax" is MJX's pure-JAX one, which runs on the CPU. The
     # first load may happen while a jitted function is traced; the model's arrays must be concrete all the same,
     # or the cache would keep tracers.
     with jax.ensure_compile_time_eval():
-        env = dm_control_suite.load(task, config_overrides={"impl": "jax"})
+        try:
+            env = registry.load(task, config_overrides={"impl": "jax"})
+        except Exception as error:  # Playground raises many kinds (missing assets, unknown config keys)
+            raise ConfigError(f"Playground could not load {task} on MJX's JAX backend: {error}") from None
     config = env._config  # Playground exposes its config only as this attribute
     if config.action_repeat != 1:
         raise ConfigError(f"{task} repeats actions {config.action_repeat} times; the adapter steps once.")
     observation = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs
+    key = None
+    if isinstance(observation, dict):  # locomotion: the policy's "state" beside the critic's privileged one
+        key = "state" if "state" in observation else None
+        observation = observation.get("state")
     if not hasattr(observation, "shape") or len(observation.shape) != 1:
         raise ConfigError(f"{task} has no flat observation vector (vision tasks are not supported).")
-    return _Loaded(env, int(observation.shape[0]), int(env.action_size), int(config.episode_length))
+    return _Loaded(env, int(observation.shape[0]), int(env.action_size), int(config.episode_length), key)
+
+
+def _observation(task: str, observation: Any) -> jax.Array:
+    """The flat float32 observation the policy sees of a Playground observation (a vector or a dict of them)."""
+    key = _load(task).observation_key
+    return (observation if key is None else observation[key]).astype(jnp.float32)
 
 
 def _finite(x: jax.Array) -> jax.Array:
@@ -110,14 +139,16 @@ class PlaygroundEnv:
     """A MuJoCo Playground DM-Control task behind `ControlEnv`; its name is static, its time limit in params."""
 
     task: str = "CartpoleSwingup"
-    """A Playground DM-Control task name (the values of TASKS), e.g. 'CheetahRun'."""
+    """A Playground task name: DM Control's (e.g. 'CheetahRun', 'FishSwim'), or a locomotion or manipulation task
+    (their robot models come from MuJoCo Menagerie, which Playground clones on first use)."""
     fresh_resets: bool = False
     """Draw a new initial state at every automatic reset (dm_control) instead of returning to the environment's
     first one (the FPO reference); see the module docstring for the cost."""
 
     def __post_init__(self):
-        if self.task not in TASKS.values():
-            raise ConfigError(f"task must be one of {', '.join(sorted(TASKS.values()))}, got {self.task!r}.")
+        if self.task not in TASKS.values() and self.task not in playground_names():
+            raise ConfigError(f"task must be a Playground task name, e.g. one of {', '.join(sorted(TASKS.values()))}"
+                              f"{'' if available() else f' ({INSTALL_HINT} for all of them)'}, got {self.task!r}.")
 
     @property
     def observation_size(self) -> int:
@@ -137,12 +168,12 @@ class PlaygroundEnv:
         """A random initial state of the task, at step 0."""
         task = _load(self.task).env.reset(key)
         start = None if self.fresh_resets else task
-        return task.obs.astype(jnp.float32), PlaygroundState(task, start, jnp.zeros((), jnp.int32))
+        return _observation(self.task, task.obs), PlaygroundState(task, start, jnp.zeros((), jnp.int32))
 
     def step(self, key: jax.Array, state: PlaygroundState, action: jax.Array, params: PlaygroundParams) -> Step:
         """One control step; divergence terminates, step `max_steps` truncates, and either resets."""
         task = _load(self.task).env.step(state.task, jnp.clip(action, -1.0, 1.0))
-        observation = task.obs.astype(jnp.float32)
+        observation = _observation(self.task, task.obs)
         terminated = (task.done > 0) | ~_finite(observation) | ~_finite(task.reward)
         reward = jnp.where(terminated, 0.0, task.reward).astype(jnp.float32)
         final_observation = jnp.where(terminated, 0.0, observation)
@@ -152,7 +183,7 @@ class PlaygroundEnv:
         if self.fresh_resets:
             reset_observation, reset_state = self.reset(key, params)
         else:
-            reset_observation = state.start.obs.astype(jnp.float32)
+            reset_observation = _observation(self.task, state.start.obs)
             reset_state = PlaygroundState(state.start, state.start, jnp.zeros((), jnp.int32))
         next_state = jax.tree.map(lambda fresh, old: jnp.where(done, fresh, old), reset_state,
                                   PlaygroundState(task, state.start, steps))

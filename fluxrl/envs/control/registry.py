@@ -1,6 +1,7 @@
 """Control environments by name, for the on-policy family: fluxrl's registered ones (grid worlds, two gymnax tasks,
 MuJoCo Playground's DM Control tasks with the `playground` extra), any other gymnax environment with a Box action
-space by its gymnax id, and a user's own `ControlEnv` by the import path of a factory (module:callable)."""
+space by its gymnax id, any Playground task by its own name, and a user's own `ControlEnv` by the import path of a
+factory (module:callable)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fluxrl.core.config import ConfigError
 from fluxrl.envs.control.base import ControlEnv
 from fluxrl.envs.control.gridworld import LAYOUTS, GridWorld
 from fluxrl.envs.control.gymnax_adapter import GYMNAX_ENVS, GymnaxEnv
-from fluxrl.envs.control.playground_adapter import PLAYGROUND_ENVS
+from fluxrl.envs.control.playground_adapter import PLAYGROUND_ENVS, PlaygroundEnv, playground_names
 
 # Environments by name; other modules add theirs (tests register a toy one).
 ENVS: dict[str, Callable[[], ControlEnv]] = {
@@ -22,8 +23,9 @@ ENVS: dict[str, Callable[[], ControlEnv]] = {
 
 def make_env(name: str) -> ControlEnv:
     """The environment `name`: a registered one, any gymnax environment with a Box action space by its id
-    (e.g. Reacher-misc), or a user's `ControlEnv` from a factory by import path (module:callable); ConfigError
-    naming the registered ones otherwise."""
+    (e.g. Reacher-misc), any MuJoCo Playground task by its Playground name (e.g. FishSwim; with the extra), or a
+    user's `ControlEnv` from a factory by import path (module:callable); ConfigError naming the registered ones
+    otherwise."""
     if name in ENVS:
         return ENVS[name]()
     if ":" in name:
@@ -36,8 +38,11 @@ def make_env(name: str) -> ControlEnv:
             raise ConfigError(f"{name} has a discrete action space; PPO and FPO here act in continuous (Box) "
                               "action spaces.")
         return GymnaxEnv(name)
+    if name in playground_names():  # Playground's own name for any of its tasks, with the extra installed
+        return PlaygroundEnv(name)
     known = ", ".join(sorted(ENVS)) or "(none registered)"
-    raise ConfigError(f"env must be one of {known}, a gymnax id or an import path module:callable, got {name!r}.")
+    raise ConfigError(f"env must be one of {known}, a gymnax id, a MuJoCo Playground task name or an import path "
+                      f"module:callable, got {name!r}.")
 
 
 @functools.lru_cache(maxsize=None)
