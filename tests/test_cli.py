@@ -1,7 +1,6 @@
 """The command line: bad input gets one line on stderr, exit status 2, and nothing written."""
 
 import json
-from pathlib import Path
 
 import pytest
 
