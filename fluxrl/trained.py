@@ -211,21 +211,11 @@ def _meta_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_ste
     config = trained.config
     name = config.env if hasattr(config, "env") else config.a2c.env
 
-    @jax.jit
-    def run(key):
-        reset_key, key = jax.random.split(key)
+    def step(envs, step_key):
+        return snake.step(name, envs, _act_meta(trained, step_key, _Board(envs.grid, envs.mask)))
 
-        def step(carry, step_key):
-            envs, total, running = carry
-            action = _act_meta(trained, step_key, _Board(envs.grid, envs.mask))
-            envs, reward, done = snake.step(name, envs, action)
-            return (envs, total + jnp.where(running, reward, 0.0), running & ~done), None
-
-        carry = (snake.reset(name, reset_key, episodes), jnp.zeros(episodes), jnp.ones(episodes, bool))
-        (_, total, _), _ = jax.lax.scan(step, carry, jax.random.split(key, max_steps))
-        return total
-
-    return np.asarray(run(key))
+    return _first_episode_returns(lambda reset_key: snake.reset(name, reset_key, episodes), step, key, episodes,
+                                  max_steps)
 
 
 class _Board(NamedTuple):
@@ -236,29 +226,40 @@ class _Board(NamedTuple):
 
 
 def _onpolicy_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:
-    """The return of the first episode of each of `episodes` environments run side by side (steps after an
-    episode's end, which the environment resets, are not counted)."""
+    """The return of the first episode of each of `episodes` environments of the run run side by side."""
     from fluxrl.onpolicy.rollout import make_env
 
     env = make_env(trained.config.env)
     params = trained.data
 
+    def reset(reset_key):
+        return jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, episodes), params)
+
+    def step(carry, step_key):
+        observation, state = carry
+        act_key, env_key = jax.random.split(step_key)
+        action = trained.act(act_key, observation)
+        out = jax.vmap(env.step, (0, 0, 0, None))(jax.random.split(env_key, episodes), state, action, params)
+        return (out.observation, out.state), out.reward, out.terminated | out.truncated
+
+    return _first_episode_returns(reset, step, key, episodes, max_steps)
+
+
+def _first_episode_returns(reset, step, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:
+    """The summed reward of each environment up to its first episode's end (or `max_steps` steps), for a batch made
+    by `reset(key)` and stepped by `step(batch, key) -> (batch, reward [episodes], done [episodes])`; steps after an
+    end, which the environments reset, are not counted."""
     @jax.jit
     def run(key):
         reset_key, key = jax.random.split(key)
-        observation, state = jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, episodes), params)
 
-        def step(carry, step_key):
-            observation, state, total, running = carry
-            act_key, env_key = jax.random.split(step_key)
-            action = trained.act(act_key, observation)
-            out = jax.vmap(env.step, (0, 0, 0, None))(jax.random.split(env_key, episodes), state, action, params)
-            total = total + jnp.where(running, out.reward, 0.0)
-            running = running & ~(out.terminated | out.truncated)
-            return (out.observation, out.state, total, running), None
+        def body(carry, step_key):
+            batch, total, running = carry
+            batch, reward, done = step(batch, step_key)
+            return (batch, total + jnp.where(running, reward, 0.0), running & ~done), None
 
-        carry = (observation, state, jnp.zeros(episodes), jnp.ones(episodes, bool))
-        (_, _, total, _), _ = jax.lax.scan(step, carry, jax.random.split(key, max_steps))
+        carry = (reset(reset_key), jnp.zeros(episodes), jnp.ones(episodes, bool))
+        (_, total, _), _ = jax.lax.scan(body, carry, jax.random.split(key, max_steps))
         return total
 
     return np.asarray(run(key))

@@ -54,14 +54,18 @@ def test_a_video_that_cannot_be_written_is_refused_before_the_run_is_loaded(name
         Evaluate(run=str(tmp_path), video=str(tmp_path / name))
 
 
+def train_and_film(tmp_path, algorithm, env, name):
+    """A tiny `algorithm` run on `env`, then `fluxrl evaluate --video tmp_path/<name>.gif`; its exit status."""
+    out = tmp_path / name
+    assert main(["train", "onpolicy", algorithm, "--env", env, *SMALL, "--out", str(out)]) == 0
+    return main(["evaluate", str(out), "--episodes", "1", "--video", str(tmp_path / f"{name}.gif")])
+
+
 @pytest.mark.slow
 def test_evaluate_films_one_grid_world_episode_the_policy_plays(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", "onpolicy", "ppo", "--env", "gridworld-two-walls", *SMALL, "--out", str(out)]) == 0
-    video = tmp_path / "episode.gif"
-    assert main(["evaluate", str(out), "--episodes", "1", "--video", str(video)]) == 0
+    assert train_and_film(tmp_path, "ppo", "gridworld-two-walls", "grid") == 0
     assert "filmed into" in capsys.readouterr().out
-    frames = iio.imread(video)
+    frames = iio.imread(tmp_path / "grid.gif")
     # An episode lasts at most 100 steps; the GIF merges repeated frames (the agent standing still).
     assert frames.shape[1:] == (300, 300, 3) and 2 <= len(frames) <= 100
     steps = np.abs(np.diff(agent_cells(frames), axis=0))
@@ -70,15 +74,10 @@ def test_evaluate_films_one_grid_world_episode_the_policy_plays(tmp_path, capsys
 
 @pytest.mark.slow
 def test_evaluate_films_a_pendulum_episode_and_refuses_an_environment_that_cannot_draw(tmp_path, capsys):
-    out = tmp_path / "pendulum"
-    assert main(["train", "onpolicy", "fpo", "--env", "Pendulum-v1", *SMALL, "--out", str(out)]) == 0
-    video = tmp_path / "pendulum.gif"
-    assert main(["evaluate", str(out), "--episodes", "1", "--video", str(video)]) == 0
-    frames = iio.imread(video)
+    assert train_and_film(tmp_path, "fpo", "Pendulum-v1", "pendulum") == 0
+    frames = iio.imread(tmp_path / "pendulum.gif")
     # At most the first state and the 199 before the 200-step time limit (the GIF merges repeated frames).
     assert 2 <= len(frames) <= 200 and all(np.all(frame == (204, 77, 77), axis=-1).any() for frame in frames)
-    other = tmp_path / "reacher"
-    assert main(["train", "onpolicy", "ppo", "--env", "Reacher-misc", *SMALL, "--out", str(other)]) == 0
-    assert main(["evaluate", str(other), "--episodes", "1", "--video", str(tmp_path / "reacher.gif")]) == 2
+    assert train_and_film(tmp_path, "ppo", "Reacher-misc", "reacher") == 2
     assert "no drawing for videos" in capsys.readouterr().err
     assert not list(tmp_path.glob("*reacher.gif*"))  # nothing half-written

@@ -43,10 +43,15 @@ class Progress:
         self.task = self.bar.add_task(description, total=total, completed=start, speed="", metric="")
         self.bar.start()
 
-    def advance(self, iteration: int, units_per_second: float, metrics: dict[str, float]) -> None:
-        """Move to `iteration`, showing throughput and the latest values of the shown metrics."""
+    def advance(self, iteration: int, units_per_second: float | None = None,
+                metrics: dict[str, float] | None = None) -> None:
+        """Move to `iteration`, showing throughput (None: units done since the start over the time since) and the
+        latest values of the shown metrics."""
         if self.bar is None and not self.lines:
             return
+        if units_per_second is None:
+            units_per_second = (iteration - self.start) / max(time.monotonic() - self.began, 1e-9)
+        metrics = metrics or {}
         text = "  ".join(f"{name} {metrics[name]:.4g}" for name in self.shown if name in metrics)
         speed = f"{units_per_second:,.0f} {self.unit}/s"
         if self.bar is not None:

@@ -226,7 +226,6 @@ def make_maze2d_dataset(name: str, size: int, seed: int = 0,
     waypoints, waypoint_index, steps_on_target = new_route(observation), 0, 0
     reached = given_up = 0
     bar = Progress(progress, size, 0, ("targets_reached",), "transitions", description=f"making {name}")
-    started = time.perf_counter()
     try:
         for step in range(size):
             position, velocity = observation[:2].astype(np.float64), observation[2:].astype(np.float64)
@@ -244,7 +243,7 @@ def make_maze2d_dataset(name: str, size: int, seed: int = 0,
                 waypoints, waypoint_index, steps_on_target = new_route(next_observation), 0, 0
             if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == size:
                 shown = {"targets_reached": reached / (reached + given_up)} if reached + given_up else {}
-                bar.advance(step + 1, (step + 1) / max(time.perf_counter() - started, 1e-9), shown)
+                bar.advance(step + 1, metrics=shown)
     finally:
         bar.close()
     env.close()

@@ -23,7 +23,6 @@ steps about an hour. Medium and medium-replay come from one SAC run, trained onc
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -178,7 +177,6 @@ def collect(make: Callable[[], gym.Env], policy: Callable[[np.ndarray], np.ndarr
     actions = np.zeros((size, action_dim), np.float32)
     rewards, terminals, timeouts = (np.zeros(size, np.float32) for _ in range(3))
     bar = Progress(progress, size, 0, ("return",), "steps", description=description)
-    started = time.perf_counter()
     observation, _ = env.reset(seed=seed)
     episode_return, last_return = 0.0, float("nan")
     try:
@@ -195,7 +193,7 @@ def collect(make: Callable[[], gym.Env], policy: Callable[[np.ndarray], np.ndarr
             else:
                 observation = next_observation
             if (t + 1) % 1000 == 0 or t + 1 == size:
-                bar.advance(t + 1, (t + 1) / max(time.perf_counter() - started, 1e-9), {"return": last_return})
+                bar.advance(t + 1, metrics={"return": last_return})
     finally:
         bar.close()
         env.close()

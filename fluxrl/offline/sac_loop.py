@@ -201,14 +201,14 @@ def train_sac(config: SACConfig, make_env: Callable[[], gym.Env], env_steps: int
                 value = evaluate_return(evaluator, eval_env, evaluation.episodes, seed + 10_000 + step)
                 curve.append((step, value))
                 shown = {"return": value, **metrics}
-                bar.advance(step, step / max(time.perf_counter() - start, 1e-9), shown)
+                bar.advance(step, metrics=shown)
                 if target_return is not None and snapshot is None and value >= target_return:
                     # A copy: the next update donates (reuses) the state's buffers.
                     snapshot = Snapshot(step, value, jax.tree.map(jnp.copy, state.actor), buffer.contents())
                     if stop_at_target:
                         break
             elif step % 1000 == 0:
-                bar.advance(step, step / max(time.perf_counter() - start, 1e-9), shown)
+                bar.advance(step, metrics=shown)
     finally:
         bar.close()
         env.close()

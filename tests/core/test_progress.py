@@ -28,3 +28,14 @@ def test_disabled_progress_prints_nothing():
     bar.advance(10, 1.0, {})
     bar.close()
     assert log.getvalue() == ""
+
+
+def test_without_a_given_speed_the_line_shows_units_done_over_the_time_since_the_start(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    log = io.StringIO()
+    bar = progress.Progress(True, total=1000, start=200, shown=(), unit="steps", stream=log, description="making x")
+    now[0] = 40.0
+    bar.advance(600)  # 400 steps in 40 s
+    assert log.getvalue().splitlines()[-1].startswith("making x 600/1,000 (60%)")
+    assert "10 steps/s" in log.getvalue().splitlines()[-1]

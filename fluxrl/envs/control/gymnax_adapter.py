@@ -81,8 +81,10 @@ class GymnaxEnv:
             draw.line([(100, 100), tip], fill=(204, 77, 77), width=12)
             draw.ellipse([94, 94, 106, 106], fill=(0, 0, 0))
         elif self.env_id == "MountainCarContinuous-v0":
+            def to_pixels(x: float) -> tuple[float, float]:  # position on the track -> (column, row) of the hill
+                return float((x + 1.2) / 1.8 * 180 + 10), float(190 - (np.sin(3 * x) * 0.45 + 0.55) * 150)
+
             xs = np.linspace(-1.2, 0.6, 100)
-            to_pixels = lambda x: (float((x + 1.2) / 1.8 * 180 + 10), float(190 - (np.sin(3 * x) * 0.45 + 0.55) * 150))
             draw.line([to_pixels(x) for x in xs], fill=(0, 0, 0), width=2)
             draw.line([to_pixels(0.45)[0], 10, to_pixels(0.45)[0], 40], fill=(42, 157, 143), width=3)  # the flag
             x, y = to_pixels(float(state.position))
