@@ -9,9 +9,7 @@ from typing import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a `fluxrl` command line (default: this process's arguments); its exit status."""
     from fluxrl.commands import run_command_line
-    from fluxrl.core.devices import use_every_core
 
-    use_every_core()  # before a command's own JAX work (datasets, pre-training) starts the backend
     return run_command_line(sys.argv[1:] if argv is None else list(argv))
 
 

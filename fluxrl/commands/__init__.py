@@ -138,17 +138,30 @@ def execute(command: Any) -> int:
 
 def run_command_line(argv: Sequence[str]) -> int:
     """Parse and run a command line: 0 on success or help, 2 (one line on stderr) for a mistake, 1 for NaN."""
+    from fluxrl.core.devices import use_every_core
     from fluxrl.core.runner import NonFiniteMetricError
     from fluxrl.sweep.executors import TaskFailed
 
     try:
-        return execute(parse_command_line(argv))
+        command = parse_command_line(argv)
+        # Parsing runs no JAX; the devices are set before the command's own JAX work (datasets, pre-training).
+        use_every_core(seeds_of(command))
+        return execute(command)
     except parsing.HelpShown:
         return 0
     except ConfigError as error:
         return fail(str(error), status=2)
     except (NonFiniteMetricError, TaskFailed) as error:
         return fail(str(error), status=1)
+
+
+def seeds_of(command: Any) -> int | None:
+    """Seeds the command trains at once, where its options say (training and reproductions); else None."""
+    run = getattr(command, "run", None)
+    if hasattr(run, "num_seeds"):
+        return run.num_seeds
+    paper = getattr(command, "paper", None)
+    return getattr(paper, "seeds", None)
 
 
 def fail(message: str, status: int) -> int:

@@ -64,7 +64,7 @@ class ReproduceOffline(ReproduceOptions):
 
     out: str = "runs/reproduce-offline"
     seeds: int = 4
-    """Seeds per method (vmapped; CORL's 4, which cost what 3 do on 2 cores: seeds are split evenly over them)."""
+    """Seeds per method (CORL's 4, split evenly over the cores)."""
     data_dir: Optional[str] = None
     """Where the datasets are made or found (default: the one `fluxrl data make` writes to)."""
 

@@ -1,13 +1,13 @@
-"""Every core works: the seed axis is sharded over the host's devices, one CPU device per core.
+"""Every core works: the seed axis is sharded over the host's devices, one CPU device per seed or per core.
 
 XLA's CPU backend runs one program on one device mostly on one thread, and `vmap` over seeds turns each layer
-into a batched matmul that it runs slowly. So the runner splits the seeds over as many CPU devices as there are
-cores (`jax.shard_map`) and, inside each device, runs its seeds one after another (`lax.map`): measured on a
-2-core machine, 16 seeds of 30 steps of a 2x256 MLP cost 143-180 ms vmapped on one device, 61 ms as `lax.map`
-on one device and 40-54 ms sharded over two. An accelerator is the other way round: one device runs a batched
-program at the cost of one seed's, so there the seeds on a device are vmapped (`SEED_LAYOUTS`, chosen by the
-devices' platform unless the run says otherwise).
-"""
+into a batched matmul that it runs slowly. So the runner splits the seeds over CPU devices (`jax.shard_map`) and,
+inside each device, runs its seeds one after another (`lax.map`): measured on a 2-core machine, 16 seeds of 30 steps
+of a 2x256 MLP cost 143-180 ms vmapped on one device, 61 ms as `lax.map` on one device and 40-54 ms sharded over two.
+When the seed count is known before JAX starts, the process gets one CPU device per seed where the cores do not
+divide the seeds, so that no padding seed is computed (`devices_for`). An accelerator is the other way round: one
+device runs a batched program at the cost of one seed's, so there the seeds on a device are vmapped (`SEED_LAYOUTS`,
+chosen by the devices' platform unless the run says otherwise)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,23 @@ def _add_xla_flags(flags: dict[str, int]) -> None:
         os.environ["XLA_FLAGS"] = " ".join([current, *extra]).strip()
 
 
-def use_every_core() -> int:
-    """Ask JAX for one CPU device per core, if no JAX computation has run yet; returns the device count asked.
+def cpu_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def devices_for(num_seeds: int, num_devices: int, cores: int) -> int:
+    """How many of `num_devices` CPU devices `num_seeds` seeds use on `cores` cores: the fewest with the least
+    estimated wall time, each device running ceil(seeds / devices) seeds and device threads sharing the cores."""
+    def wall(devices: int) -> float:
+        return -(-num_seeds // devices) * max(1.0, devices / cores)
+
+    return min(range(1, max(1, min(num_devices, num_seeds)) + 1), key=lambda devices: (wall(devices), devices))
+
+
+def use_every_core(num_seeds: int | None = None) -> int:
+    """Ask JAX for one CPU device per core, or per seed where that runs `num_seeds` seeds sooner, if no JAX
+    computation has run yet; returns the device count asked.
 
     Called when a run starts, never at import. The patient XLA flags are in XLA_FLAGS only while the backend starts
     and read them; the variable is then restored, so child processes (peer benchmarks, Ray workers) get the
@@ -52,10 +67,15 @@ def use_every_core() -> int:
         if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in (previous or ""):
             count = jax.config.jax_num_cpu_devices  # the user chose
         else:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            # Device threads may outnumber the cores: 3 seeds on 3 devices sharing 2 cores train AWAC on
+            # hopper-medium at 62.5 iterations/s against 48 on 2 devices (2 seeds each, one a padding copy); 5 seeds
+            # 34.1 against 30.9. Never more devices than a run uses: idle ones slow the busy ones (2 seeds on 8
+            # devices: 69 against 92 iterations/s). Measured 2026-12-08 on the 2-core machine.
+            cores = cpu_cores()
+            wanted = cores if num_seeds is None else max(cores, devices_for(num_seeds, max(num_seeds, cores), cores))
             try:
-                jax.config.update("jax_num_cpu_devices", cores)
-                count = cores
+                jax.config.update("jax_num_cpu_devices", wanted)
+                count = wanted
             except RuntimeError:  # JAX already ran something: keep the devices it has
                 count = len(jax.devices())
         jax.devices()  # the backend starts here (if it has not) and reads XLA_FLAGS
@@ -76,9 +96,11 @@ class SeedLayout:
         if seed_layout == "auto":
             seed_layout = "map" if devices[0].platform == "cpu" else "vmap"
         self.seed_layout = seed_layout
-        self.num_devices = max(1, min(len(devices), num_seeds))
-        # Padding seeds repeat real ones; their results are dropped. Two devices with two seeds each beat
-        # one device with three.
+        if devices[0].platform == "cpu":
+            self.num_devices = devices_for(num_seeds, len(devices), cpu_cores())
+        else:
+            self.num_devices = max(1, min(len(devices), num_seeds))
+        # Padding seeds repeat real ones; their results are dropped.
         self.padded = -(-num_seeds // self.num_devices) * self.num_devices
         self.mesh = Mesh(np.array(devices[:self.num_devices]), (DEVICE_AXIS,))
         self.split = NamedSharding(self.mesh, PartitionSpec(DEVICE_AXIS))

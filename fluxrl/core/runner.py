@@ -176,7 +176,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
     `command` (a dataclass, e.g. the command line's) is stored in config.json so that the run can be rebuilt.
     With `axis` ({traced field path: one value per member}), every seed of every member trains in one program;
     member i logs into run_config.out/<its name> ("lr=0.001"); the checkpoint holds them all."""
-    use_every_core()  # devices and XLA options are set when a run starts, for this process only
+    use_every_core(run_config.num_seeds)  # devices and XLA options are set when a run starts, for this process only
     out = Path(run_config.out)
     wall_start = time.perf_counter()
     hyper = HyperAxis(config, axis) if axis else None

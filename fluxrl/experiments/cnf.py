@@ -121,7 +121,7 @@ PROTOCOL_TABLE = (
      "`--prior normal`: the flow retrained with a normal prior, the policy's tanh output mapped through the same "
      "clamp and atanh (unbounded up to +-6.1); `--decoder vae`: PLAS's VAE on normalised states, latent in +-2; on "
      "hopper-medium and halfcheetah-medium-replay", "budget: two datasets"),
-    ("seeds", "official runs: 1 per command; CORL: 4", "3 per method, vmapped (padded to 4 on 2 cores)",
+    ("seeds", "official runs: 1 per command; CORL: 4", "3 per method, one CPU device each (sharing 2 cores)",
      "the issue's minimum; the spread sets the noise floor of every verdict"),
     ("official code run here", "—", "not run", "it needs gym 0.23, mujoco-py and d4rl's downloaded files"),
 )

@@ -33,7 +33,7 @@ META_PARAMS = ("gamma", "lambda")
 # compared with the mean of R = 64 others (the reference), all N = 80 giving the variance and the mean's norm.
 NUM_ENVS, LR, UPDATES_PER_ITERATION, ITERATIONS, EVAL_EVERY = 32, 3e-3, 8, 300, 75
 VARIANCE_SAMPLES, REFERENCE_SAMPLES = 16, 64
-# Seeds are split over the CPU's cores and padded to a multiple of them: on 2 cores 6 seeds cost what 5 do.
+# Seeds are split over the CPU's cores (fluxrl.core.devices): on 2 cores, 6 seeds take three seeds' time.
 SEEDS = 6
 
 STUDIES = (Study("snake-6x6", "Jumanji Snake 6x6, A2C with meta-learned gamma and lambda", dict(env="snake-6x6"),
