@@ -146,14 +146,12 @@ def _data(family: str, algorithm, config, command):
     if command is None:
         raise ConfigError("an offline run loads through the command that trained it, and this run has none stored "
                           "(it was trained from Python); rebuild its data and call the algorithm's act directly.")
-    from fluxrl.commands.train_offline import algorithm_module
     from fluxrl.offline.common import load_offline_data
 
-    module = algorithm_module(config)
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
                              command.normalize_states, command.env)
-    if hasattr(module, "prepare_data"):  # the decoder comes from the cache it was pre-trained into
-        data = module.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed, False)
+    if algorithm.prepare_data is not None:  # the decoder comes from the cache it was pre-trained into
+        data = algorithm.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed, False)
     return data
 
 
@@ -165,10 +163,10 @@ def _sample(policy, env, env_params, key: jax.Array, n: int) -> Samples:
 
 
 def _act_onpolicy(trained: TrainedPolicy, key: jax.Array, observation: jax.Array) -> jax.Array:
-    from fluxrl.onpolicy import fpo, ppo, rollout
+    from fluxrl.onpolicy import fpo, normalization, ppo
 
     config, state = trained.config, trained.state
-    normalised = rollout.normalize(state.obs_stats if config.normalize_observations else None, observation)
+    normalised = normalization.normalize(state.obs_stats if config.normalize_observations else None, observation)
     sample = fpo.sample(config) if isinstance(config, fpo.FPOConfig) else ppo.sample
     return sample(state.actor)(normalised, key)[0]
 

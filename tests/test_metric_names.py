@@ -63,8 +63,8 @@ def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
     else:
         config = config_type(**{f.name: 16 for f in dataclasses.fields(config_type) if f.name == "hidden"},
                              batch_size=8)
-    if hasattr(module, "prepare_data"):  # the decoder pre-trained on the toy data, cached in the run's tmp dir
-        data = module.prepare_data(config, data, "toy", tmp_path / "models")
+    if module.ALGORITHM.prepare_data is not None:  # the decoder pre-trained on the toy data, cached in tmp
+        data = module.ALGORITHM.prepare_data(config, data, "toy", tmp_path / "models")
     summary = runner.run(module.ALGORITHM, config, runner.RunConfig(iterations=4, out=str(tmp_path / "run"),
                                                                     log_every=2, eval_every=2, progress=False),
                          data=data).summary

@@ -20,8 +20,10 @@ training or writing anything; `run_command_line` also executes, and turns every 
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Sequence, Union
 
 import tyro
@@ -156,12 +158,17 @@ def run_command_line(argv: Sequence[str]) -> int:
 
 
 def seeds_of(command: Any) -> int | None:
-    """Seeds the command trains at once, where its options say (training and reproductions); else None."""
+    """Seeds the command trains at once, where its options or the run it resumes say; else None."""
     run = getattr(command, "run", None)
     if hasattr(run, "num_seeds"):
         return run.num_seeds
-    paper = getattr(command, "paper", None)
-    return getattr(paper, "seeds", None)
+    resumed = getattr(getattr(command, "options", command), "resume", None)
+    if isinstance(resumed, str):  # a run directory: its stored options (a bad one is reported when it runs)
+        try:
+            return int(json.loads((Path(resumed) / "config.json").read_text())["run"]["num_seeds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return getattr(getattr(command, "paper", None), "seeds", None)
 
 
 def fail(message: str, status: int) -> int:

@@ -138,9 +138,9 @@ def execute(command: TrainOffline, resume: bool = False) -> int:
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
                              command.normalize_states, command.env)
     transitions = data.rewards.shape[0]
-    if hasattr(module, "prepare_data"):  # latent-space algorithms: pre-train (or reuse) the decoder first
+    if algorithm.prepare_data is not None:  # latent-space algorithms: pre-train (or reuse) the decoder first
         print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")
-        data = module.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed,
+        data = algorithm.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed,
                                    command.run.progress)
     print(f"{PROG}: {algorithm.name} on {command.dataset} ({transitions:,} transitions), "
           f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")

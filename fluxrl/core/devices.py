@@ -114,10 +114,11 @@ class SeedLayout:
         return jax.tree.map(lambda x: np.asarray(x)[rows], tree)
 
     def unpad(self, tree: Any) -> Any:
-        """Leaves [padded, ...] -> [num_seeds, ...]."""
+        """Leaves [padded, ...] -> [num_seeds, ...] (on the host when padding is cut off: slicing arrays split over
+        devices would run a program with a collective on every device)."""
         if self.padded == self.num_seeds:
             return tree
-        return jax.tree.map(lambda x: x[:self.num_seeds], tree)
+        return jax.tree.map(lambda x: np.asarray(x)[:self.num_seeds], tree)
 
     def place(self, tree: Any) -> Any:
         """Seed-batched leaves [num_seeds, ...] padded and split over the devices."""

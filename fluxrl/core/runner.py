@@ -81,6 +81,9 @@ class Algorithm(NamedTuple):
     init: Callable  # (config, data, key) -> state of one seed
     update: Callable  # (config, data, state) -> (state, metrics of scalars); jittable
     make_data: Callable | None = None  # (config) -> read-only pytree shared by every seed
+    # (config, the family's data, dataset_id, cache_dir, seed, progress) -> the run's data: pre-trains (or reads
+    # from the cache) what the algorithm needs before its first update, e.g. an offline latent algorithm's decoder
+    prepare_data: Callable | None = None
     evaluate: Callable | None = None  # (config, data, state, key) -> metrics of scalars; jittable, one seed
     evaluate_host: Callable | None = None  # (config, data, state, key) -> dict of floats; host-side, one seed
     progress_metrics: tuple[str, ...] = ()  # shown in the progress bar when logged
@@ -118,7 +121,19 @@ def _marks(start: int, run: RunConfig) -> list[int]:
 
 def seed_state(state: Any, index: int) -> Any:
     """The state of seed `index` of a seed-batched state (with an axis: of member `index`, all its seeds)."""
-    return jax.tree.map(lambda x: x[index], state)
+    return jax.tree.map(lambda x: _row(x, index), state)
+
+
+def _row(x: Any, index: int) -> Any:
+    """Row `index` of a leaf; of an array split over devices, read on the one device that holds it. Indexing the
+    whole array would be one program on every device with a collective, which can wait forever for a device
+    thread when devices outnumber the cores."""
+    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+        for shard in x.addressable_shards:
+            start, stop, _ = shard.index[0].indices(x.shape[0]) if shard.index else (0, x.shape[0], 1)
+            if start <= index < stop:
+                return shard.data[index - start]
+    return x[index]
 
 
 def member_state(state: Any, member: int, seed_index: int) -> Any:
@@ -305,7 +320,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
         for tensorboard in tensorboards:
             tensorboard.close()
 
-    state = layout.unpad(state)
+    state = jax.device_get(layout.unpad(state))  # host arrays: no later indexing runs on every device
     timings = {"iterations": run_config.iterations, "num_seeds": num_seeds,
                "iterations_per_second": trained / train_seconds if train_seconds else math.nan,
                "compile_seconds": programs.compile_seconds, "wall_seconds": time.perf_counter() - wall_start}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fluxrl.experiments.common import (Study, curve, final_values, protocol_markdown, rebuild_from_runs,
-                                       run_reproduction, store_run_facts, wall_time_line)
+from fluxrl.experiments.common import (Study, claim_verdict, curve, final_values, protocol_markdown,
+                                       rebuild_from_runs, run_reproduction, store_run_facts, wall_time_line)
 from fluxrl.experiments.offline import compare, make_datasets
 from fluxrl.offline import corl
 
@@ -191,7 +191,7 @@ def study_config(study: Study, method: str, data_dir: str | None = None, models_
     data = load_offline_data(name, module.ALGORITHM.name, data_dir, study.config["eval_episodes"],
                              normalize_states=PLAS_NORMALIZE_STATES if method == "PLAS" else True)
     began = time.perf_counter()
-    data = module.prepare_data(config, data, name, models_dir, progress=progress)
+    data = module.ALGORITHM.prepare_data(config, data, name, models_dir, progress=progress)
     if pretraining is not None:
         pretraining[name] = pretraining.get(name, 0.0) + time.perf_counter() - began
     return module.ALGORITHM, config, data
@@ -210,9 +210,7 @@ def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
 
 def verdict(claim: str, outcome: str) -> str:
     """Whether a paired outcome (better / tie / worse of the first method) goes the paper's way."""
-    if claim == "CNF vs AWAC":  # the paper's claim is parity: a tie or better holds it
-        return "held" if outcome in ("tie", "better") else "not held"
-    return "held" if outcome == "better" else ("not separated" if outcome == "tie" else "not held")
+    return claim_verdict(outcome, parity=claim == "CNF vs AWAC")  # the paper claims parity with AWAC
 
 
 def summary_table(studies: list[Study], results: dict) -> list[str]:

@@ -153,6 +153,14 @@ def paired_outcome(a: dict, b: dict) -> str:
     return "better" if margin > tolerance else ("worse" if margin < -tolerance else "tie")
 
 
+def claim_verdict(outcome: str, parity: bool = False) -> str:
+    """Whether a paired outcome (better / tie / worse of the paper's method) goes the paper's way: a claim of parity
+    holds on a tie or better; a claim that the method is better holds on better and is not separated on a tie."""
+    if parity:
+        return "held" if outcome in ("tie", "better") else "not held"
+    return "held" if outcome == "better" else ("not separated" if outcome == "tie" else "not held")
+
+
 def protocol_markdown(rows, source: str = "official code (path:line)") -> list[str]:
     """The protocol table (setting | `source` | ours | why they differ, "same" where no reason) as markdown rows."""
     lines = [f"| setting | {source} | ours | why they differ |", "|---|---|---|---|"]

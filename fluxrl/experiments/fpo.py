@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import (Study, final_values, method_dir, paired_outcome, rebuild_from_runs,
-                                       run_reproduction, store_run_facts, wall_time_line)
+from fluxrl.experiments.common import (Study, claim_verdict, final_values, method_dir, paired_outcome,
+                                       rebuild_from_runs, run_reproduction, store_run_facts, wall_time_line)
 from fluxrl.experiments.fpo_protocol import protocol_table
 
 PROTOCOL = "cpu-reduced-2"
@@ -163,9 +163,7 @@ def control_verdict(final: dict, controls: dict, metric: str) -> str:
 
 def verdict(claim: str, outcome: str) -> str:
     """Whether a paired outcome (better / tie / worse of FPO) goes the paper's way."""
-    if claim == "return":  # the claim is parity or better
-        return "held" if outcome in ("tie", "better") else "not held"
-    return "held" if outcome == "better" else ("not separated" if outcome == "tie" else "not held")
+    return claim_verdict(outcome, parity=claim == "return")  # the return claim is parity or better
 
 
 def start_action_figure(study: Study, out: Path, seeds: int, protocol: str) -> Path | None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import Study, curve, rebuild_from_runs, run_reproduction, wall_time_line
+from fluxrl.experiments.common import (Study, curve, protocol_markdown, rebuild_from_runs, run_reproduction,
+                                       wall_time_line)
 
 PROTOCOL = "cpu-reduced-2"
 PROTOCOLS = (PROTOCOL,)
@@ -77,12 +78,10 @@ PROTOCOL_TABLE = (
 def protocol_rows(iterations: int, seeds: int) -> list[str]:
     """Markdown rows of PROTOCOL_TABLE, with the run's seeds and env steps per seed."""
     steps = iterations * UPDATES_PER_ITERATION * NUM_ENVS * 5
-    lines = ["| setting | official (public) code / paper | ours | why they differ |", "|---|---|---|---|"]
-    for a, b, c, d in PROTOCOL_TABLE:
-        c = c.replace("SEEDS seeds, ITER x 8 updates x 160 steps", f"{seeds} seeds, {steps:,} env steps per seed "
-                      f"({iterations} iterations x {UPDATES_PER_ITERATION} updates x {NUM_ENVS * 5} steps)")
-        lines.append(f"| {a} | {b} | {c} | {d or 'same'} |")
-    return lines
+    budget = (f"{seeds} seeds, {steps:,} env steps per seed ({iterations} iterations x {UPDATES_PER_ITERATION} "
+              f"updates x {NUM_ENVS * 5} steps)")
+    rows = [(a, b, c.replace("SEEDS seeds, ITER x 8 updates x 160 steps", budget), d) for a, b, c, d in PROTOCOL_TABLE]
+    return protocol_markdown(rows, "official (public) code / paper")
 
 
 def inner_steps_of(method: str) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fluxrl.experiments.common import Study, final_values, metrics_table, run_reproduction, wall_time_line
+from fluxrl.experiments.common import (Study, final_values, metrics_table, protocol_markdown, run_reproduction,
+                                       wall_time_line)
 
 CPU_PROTOCOL, PAPER_PROTOCOL = "cpu-reduced-2", "paper"
 WINDOW = 200_000  # hypergrid/experiments/config/general.py:10 (validation_samples)
@@ -126,11 +127,9 @@ def protocol_table(studies) -> list[str]:
                 grid_eval_reason="" if grid_eval == 100 else "curve resolution only (a reading does not change the "
                 "window); fewer readings save the exact-TV time",
                 test=bits.config["test_set_size"] if bits else "-")
-    lines = [f"| setting | paper / official code ({REPO}) | ours | difference |", "|---|---|---|---|"]
-    for setting, paper, ours, reason in PROTOCOL_TABLE:
-        reason = reason.format(**fill)
-        lines.append(f"| {setting} | {paper} | {ours.format(**fill)} | {reason or 'none'} |")
-    return lines
+    rows = [(setting, paper, ours.format(**fill), reason.format(**fill))
+            for setting, paper, ours, reason in PROTOCOL_TABLE]
+    return protocol_markdown(rows, f"paper / official code ({REPO})")
 
 
 def study_config(study: Study, method: str):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fluxrl.core.nets import MLP
 from fluxrl.meta import snake
 
 if TYPE_CHECKING:
@@ -21,17 +22,12 @@ if TYPE_CHECKING:
 POLICY_OUTPUT_SCALE = 0.01
 
 
-def _dense(key, n_in, n_out, scale=1.0):
-    weight = jax.nn.initializers.lecun_normal()(key, (n_in, n_out)) * scale
-    return weight, jnp.zeros(n_out)
-
-
 class SnakeNet(eqx.Module):
     """The reference's network: two convolutions, then a policy MLP and a value MLP on the flattened features."""
 
     convs: tuple[tuple[jax.Array, jax.Array], ...]
-    policy: tuple[tuple[jax.Array, jax.Array], ...]
-    value: tuple[tuple[jax.Array, jax.Array], ...]
+    policy: MLP
+    value: MLP
 
     def __init__(self, config: "A2CConfig", key: jax.Array):
         rows, cols, depth = snake.board_shape(config.env)
@@ -41,15 +37,9 @@ class SnakeNet(eqx.Module):
         self.convs = tuple((init(k, (2, 2, d, c)), jnp.zeros(c))
                            for k, d in zip(jax.random.split(conv_keys, 2), (depth, c)))
         features = math.ceil(rows / 2) * math.ceil(cols / 2) * c
-        self.policy = self._mlp(policy_key, (features, *config.policy_hidden, snake.NUM_ACTIONS), POLICY_OUTPUT_SCALE)
-        self.value = self._mlp(value_key, (features, *config.value_hidden, 1), 1.0)
-
-    @staticmethod
-    def _mlp(key, sizes, output_scale):
-        keys = jax.random.split(key, len(sizes) - 1)
-        layers = [_dense(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-        layers[-1] = (layers[-1][0] * output_scale, layers[-1][1])
-        return tuple(layers)
+        self.policy = MLP((features, *config.policy_hidden, snake.NUM_ACTIONS), policy_key, init="lecun_normal",
+                          output_scale=POLICY_OUTPUT_SCALE)
+        self.value = MLP((features, *config.value_hidden, 1), value_key, init="lecun_normal")
 
     def features(self, grid: jax.Array) -> jax.Array:
         """The flattened convolution features [B, F] of grids [B, rows, cols, 5]."""
@@ -62,11 +52,11 @@ class SnakeNet(eqx.Module):
         """(logits [..., 4], value [...]) for grids [..., rows, cols, 5]."""
         lead = grid.shape[:-3]
         x = self.features(grid.reshape(-1, *grid.shape[-3:]))
-        return _apply(self.policy, x).reshape(*lead, -1), _apply(self.value, x)[:, 0].reshape(lead)
+        return self.policy(x).reshape(*lead, -1), self.value(x)[:, 0].reshape(lead)
 
     def logits(self, grid: jax.Array) -> jax.Array:
         """The policy's logits [B, 4] alone (what a rollout needs) for grids [B, rows, cols, 5]."""
-        return _apply(self.policy, self.features(grid))
+        return self.policy(self.features(grid))
 
 
 def _conv2x2(x: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
@@ -106,13 +96,6 @@ def _shifts(height: int, width: int) -> np.ndarray:
             for j in range(width - dj):
                 table[o, (i + di) * width + j + dj, i * width + j] = 1.0
     return table
-
-
-def _apply(layers, x):
-    for weight, bias in layers[:-1]:
-        x = jax.nn.relu(x @ weight + bias)
-    weight, bias = layers[-1]
-    return x @ weight + bias
 
 
 def masked_log_policy(logits: jax.Array, mask: jax.Array) -> jax.Array:

@@ -219,6 +219,6 @@ def update(config: CNFConfig, data: LatentData, state: CNFState) -> tuple[CNFSta
                        "advantage_weight": jnp.mean(weights)}
 
 
-ALGORITHM = Algorithm(name="cnf", config_type=CNFConfig, init=init, update=update,
+ALGORITHM = Algorithm(name="cnf", config_type=CNFConfig, init=init, update=update, prepare_data=prepare_data,
                       evaluate_host=latent_host_evaluator(act), progress_metrics=("critic_loss", "normalized_score"),
                       throughput_unit="updates")

@@ -9,10 +9,6 @@ validation negative log-likelihood returned (the official code saves every epoch
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
-import re
 import time
 from pathlib import Path
 
@@ -22,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fluxrl.core.checkpoint import atomic_write_bytes, atomic_write_json
 from fluxrl.core.progress import Progress
 from fluxrl.offline.common import OfflineData
 from fluxrl.offline.flows import PRESETS, FlowConfig, StateFlow, make_flow
+from fluxrl.offline.model_cache import data_fingerprint, load_or_train, model_path
 
 CACHE_FORMAT = 1  # bump when the flow's structure changes, so old cache files are not read as new ones
 
@@ -121,49 +117,27 @@ def pretrain_flow(config: FlowConfig, observations, actions, max_action: float, 
 
 def cache_path(config: FlowConfig, data: OfflineData, dataset_id: str, cache_dir, seed: int = 0) -> Path:
     """The cache file of a pre-trained flow: named by the dataset id, a hash of what shapes it, and the seed."""
-    shaping = {"format": CACHE_FORMAT, "config": dataclasses.asdict(config), "rows": int(data.actions.shape[0]),
-               "obs_dim": data.obs_dim, "action_dim": data.action_dim, "max_action": float(data.max_action),
-               # the flow conditions on normalised states: other statistics would decode other actions
-               "obs_mean": np.asarray(data.obs_mean, np.float32).tolist(),
-               "obs_std": np.asarray(data.obs_std, np.float32).tolist()}
-    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_id)
-    return Path(cache_dir) / f"flow-{name}-{digest}-seed{seed}.eqx"
-
-
-def _load(path: Path, template: StateFlow) -> StateFlow | None:
-    """The flow saved at `path`, or None when it is missing, unreadable or not finite."""
-    if not path.is_file():
-        return None
-    try:
-        with open(path, "rb") as file:
-            flow = eqx.tree_deserialise_leaves(file, template)
-    except (OSError, ValueError, EOFError, RuntimeError, TypeError):
-        return None
-    finite = all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(eqx.filter(flow, eqx.is_array)))
-    return flow if finite else None
+    fingerprint = {"format": CACHE_FORMAT, "config": dataclasses.asdict(config), "rows": int(data.actions.shape[0]),
+                   **data_fingerprint(data)}
+    return model_path(cache_dir, "flow-", dataset_id, fingerprint, seed)
 
 
 def cached_flow(config: FlowConfig, data: OfflineData, dataset_id: str, cache_dir, seed: int = 0,
                 progress: bool = False) -> StateFlow:
     """The flow pre-trained on `data` (normalised states, actions) with `seed`: read from `cache_dir` when a
-    readable file for this dataset, config and seed is there, otherwise trained and saved (atomically) there."""
-    path = cache_path(config, data, dataset_id, cache_dir, seed)
+    readable file for this dataset, config and seed is there, otherwise trained and saved (atomically) there with
+    its training record beside it."""
     template = eqx.filter_eval_shape(make_flow, config, data.obs_dim, data.action_dim, data.max_action,
                                      jax.random.PRNGKey(0), data.actions[:2], data.observations[:2])
-    flow = _load(path, template)
-    if flow is not None:
-        return flow
-    flow, history = pretrain_flow(config, data.observations, data.actions, data.max_action,
-                                  jax.random.PRNGKey(seed), progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, flow)
-    atomic_write_bytes(path, buffer.getvalue())
-    atomic_write_json(path.with_suffix(".json"), {"dataset_id": dataset_id, "seed": seed,
-                                                   "config": dataclasses.asdict(config),
-                                                   **{k: v for k, v in history.items() if k != "validation_rows"}})
-    return flow
+
+    def train():
+        flow, history = pretrain_flow(config, data.observations, data.actions, data.max_action,
+                                      jax.random.PRNGKey(seed), progress)
+        record = {"dataset_id": dataset_id, "seed": seed, "config": dataclasses.asdict(config),
+                  **{k: v for k, v in history.items() if k != "validation_rows"}}
+        return flow, record
+
+    return load_or_train(cache_path(config, data, dataset_id, cache_dir, seed), template, train)
 
 
 TOY_CENTRES = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]], np.float32)

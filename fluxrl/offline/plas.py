@@ -23,17 +23,16 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fluxrl.core.config import check_range
+from fluxrl.core.config import check_range, refuse_unused
 from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
-from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, evaluate_policy, network,
-                                   sample_batch, soft_update)
+from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, evaluate_policy, sample_batch,
+                                   soft_update)
 from fluxrl.offline.latent import LatentData, make_latent_data
 from fluxrl.offline.vae import ConditionalVAE, VAEConfig, cached_vae
 
@@ -81,6 +80,8 @@ class PLASConfig:
         check_range("tau", self.tau, 0.0, 1.0, low_open=True)
         check_range("lmbda", self.lmbda, 0.0, 1.0)
         check_range("phi", self.phi, 0.0)
+        if not self.perturbation:
+            refuse_unused(self, ("phi", "perturbation_hidden"), "without the perturbation layer (perturbation=False)")
 
 
 def make_data(offline: OfflineData, vae: ConditionalVAE) -> LatentData:
@@ -114,16 +115,6 @@ class PLASState(NamedTuple):
     key: jax.Array
 
 
-def sized_mlp(in_size: int, out_size: int, hidden: tuple[int, ...], key: jax.Array) -> MLP:
-    """A ReLU MLP with hidden layers of the given widths, initialised like PyTorch's nn.Linear (as equinox does)."""
-    sizes = (in_size, *hidden, out_size)
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = [eqx.nn.Linear(n_in, n_out, key=k) for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys)]
-    template = network(in_size, out_size, 1, len(hidden), key)
-    return eqx.tree_at(lambda net: (net.weights, net.biases), template,
-                       (tuple(layer.weight.T for layer in layers), tuple(layer.bias for layer in layers)))
-
-
 def latent_action(config: PLASConfig, actor: PLASActor, observations: jax.Array) -> jax.Array:
     """z = max_latent_action * tanh(net(s)) (algos.py:27-30)."""
     return config.max_latent_action * jnp.tanh(actor.latent(observations))
@@ -150,10 +141,10 @@ def init(config: PLASConfig, data: LatentData, key: jax.Array) -> PLASState:
     """Fresh networks (targets equal to them) and Adam states."""
     latent_key, perturbation_key, critic1_key, critic2_key, key = jax.random.split(key, 5)
     obs_dim, action_dim = data.offline.obs_dim, data.offline.action_dim
-    perturbation = (sized_mlp(obs_dim + action_dim, action_dim, config.perturbation_hidden, perturbation_key)
+    perturbation = (MLP((obs_dim + action_dim, *config.perturbation_hidden, action_dim), perturbation_key)
                     if config.perturbation else None)
-    actor = PLASActor(sized_mlp(obs_dim, data.decoder.latent_dim, config.hidden, latent_key), perturbation)
-    critics = tuple(sized_mlp(obs_dim + action_dim, 1, config.hidden, k) for k in (critic1_key, critic2_key))
+    actor = PLASActor(MLP((obs_dim, *config.hidden, data.decoder.latent_dim), latent_key), perturbation)
+    critics = tuple(MLP((obs_dim + action_dim, *config.hidden, 1), k) for k in (critic1_key, critic2_key))
     return PLASState(actor, actor, critics, critics, optax.adam(config.actor_lr).init(actor),
                      optax.adam(config.critic_lr).init(critics), key)
 
@@ -204,4 +195,5 @@ def evaluate_host(config: PLASConfig, data: LatentData, state: PLASState, key: n
 
 
 ALGORITHM = Algorithm(name="plas", config_type=PLASConfig, init=init, update=update, evaluate_host=evaluate_host,
+                      prepare_data=prepare_data,
                       progress_metrics=("critic_loss", "normalized_score"), throughput_unit="updates")

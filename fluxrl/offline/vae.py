@@ -13,11 +13,7 @@ normalisation, and the seed: pre-training takes 500k steps, so every run on a da
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fluxrl.core.checkpoint import atomic_write_bytes
 from fluxrl.core.config import check_range
 from fluxrl.core.nets import MLP
 from fluxrl.offline.common import OfflineData, network
+from fluxrl.offline.model_cache import data_fingerprint, load_or_train, model_path
 
 # The encoder's log standard deviation is clamped "for numerical stability" (algos.py:119).
 LOG_STD_MIN, LOG_STD_MAX = -4.0, 15.0
@@ -175,33 +171,20 @@ def default_cache_dir() -> Path:
 def cache_path(config: VAEConfig, data: OfflineData, dataset_id: str, cache_dir: str | os.PathLike | None,
                seed: int = 0) -> Path:
     """The file of the VAE pre-trained with `config` and `seed` on `data` named `dataset_id`."""
-    # The data's shape and normalisation are in the key: a VAE trained on differently normalised observations
-    # would decode the wrong actions.
     fingerprint = {"format": CACHE_FORMAT, "config": dataclasses.asdict(config), "size": int(data.rewards.shape[0]),
-                   "obs_dim": data.obs_dim, "action_dim": data.action_dim, "max_action": float(data.max_action),
-                   "obs_mean": np.asarray(data.obs_mean, np.float32).tolist(),
-                   "obs_std": np.asarray(data.obs_std, np.float32).tolist()}
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(dataset_id))
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return directory / f"{name}-{digest}-seed{seed}.eqx"
+                   **data_fingerprint(data)}
+    return model_path(cache_dir if cache_dir is not None else default_cache_dir(), "", dataset_id, fingerprint, seed)
 
 
 def cached_vae(config: VAEConfig, data: OfflineData, dataset_id: str, cache_dir: str | os.PathLike | None,
                seed: int = 0, progress: bool = False) -> ConditionalVAE:
     """The VAE pre-trained on `data`'s (normalised) observations and actions: read from the cache when there,
     else trained from PRNGKey(seed) and saved atomically; an unreadable cache file is trained anew and replaced."""
-    path = cache_path(config, data, dataset_id, cache_dir, seed)
     template = ConditionalVAE(config, data.obs_dim, data.action_dim, data.max_action, jax.random.PRNGKey(0))
-    if path.is_file():
-        try:
-            return eqx.tree_deserialise_leaves(path, template)
-        except Exception:  # noqa: BLE001 - a truncated or foreign file is as good as none: train again
-            pass
-    vae, _ = pretrain_vae(config, data.observations, data.actions, data.max_action, jax.random.PRNGKey(seed),
-                          progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, vae)
-    atomic_write_bytes(path, buffer.getvalue())
-    return vae
+
+    def train():
+        vae, _ = pretrain_vae(config, data.observations, data.actions, data.max_action, jax.random.PRNGKey(seed),
+                              progress)
+        return vae, None
+
+    return load_or_train(cache_path(config, data, dataset_id, cache_dir, seed), template, train)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
-from fluxrl.onpolicy.rollout import ACTIVATIONS, INITS, TIME_LIMITS
+from fluxrl.core.nets import ACTIVATIONS, INITS
+from fluxrl.onpolicy.rollout import TIME_LIMITS
 
 
 def check_batch(num_envs: int, num_steps: int, minibatches: int) -> None:
@@ -65,8 +66,9 @@ class OnPolicyConfig:
     """The environment gets tanh of the policy's sample, or the raw sample (none: the environment clips, as the
     official grid world)."""
     network_init: str = "lecun"
-    """Weights of both networks: lecun (LeCun-uniform weights, zero biases) or torch (PyTorch's nn.Linear default,
-    uniform +-1/sqrt(fan_in) weights and biases, the official grid world)."""
+    """Weights of both networks (fluxrl.core.nets.INITS): lecun (LeCun-uniform weights, zero biases), torch
+    (PyTorch's nn.Linear default, uniform +-1/sqrt(fan_in) weights and biases, the official grid world), equinox or
+    lecun_normal."""
     clip_value_loss: bool = False
     """PPO2's clipped value loss; off as in the FPO reference (Andrychowicz et al. 2021 find it does not help)."""
     normalize_observations: bool = True

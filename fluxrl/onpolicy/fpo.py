@@ -42,10 +42,11 @@ import jax
 import jax.numpy as jnp
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
+from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
 from fluxrl.onpolicy import objectives, rollout
 from fluxrl.onpolicy.config import OnPolicyConfig
-from fluxrl.onpolicy.rollout import MLP, OnPolicyState
+from fluxrl.onpolicy.rollout import OnPolicyState
 
 # Bound of a per-pair log-ratio in the per-sample variant (official fpo.py, `jnp.clip(..., -3.0, 3.0)`).
 PER_SAMPLE_LOG_RATIO_CLIP = 3.0
@@ -189,7 +190,7 @@ def denoising_log_likelihood(actor: FlowActor, observation: jax.Array, path: jax
 
 def _sample_path(config: FPOConfig, actor: FlowActor, observation: jax.Array, key: jax.Array) -> jax.Array:
     start_key, noise_key = jax.random.split(key)
-    action_size = actor.net.layers[-1][0].shape[1]
+    action_size = actor.net.out_size
     x0 = jax.random.normal(start_key, (observation.shape[0], action_size))
     noise = None
     if config.sigma > 0:
@@ -242,9 +243,8 @@ def init(config: FPOConfig, env_params: Any, key: jax.Array) -> OnPolicyState:
     env = rollout.make_env(config.env)
     actor_key, critic_key, key = jax.random.split(key, 3)
     inputs = env.observation_size + env.action_size + max(config.time_embed_dim, 1)
-    net = MLP((inputs, *config.actor_hidden, env.action_size), config.activation, actor_key, init=config.network_init)
-    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key,
-                 init=config.network_init)
+    net = MLP((inputs, *config.actor_hidden, env.action_size), actor_key, config.activation, config.network_init)
+    critic = MLP((env.observation_size, *config.critic_hidden, 1), critic_key, config.activation, config.network_init)
     actor = FlowActor(net, config.output_scale, config.time_embed_dim)
     return rollout.init_state(config, env_params, actor, critic, key)
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxrl.envs.control import gridworld
-from fluxrl.onpolicy import bimodality, rollout
+from fluxrl.onpolicy import bimodality, normalization, rollout
 
 # The nine grid moves, in the order `move_index` numbers them.
 MOVES = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)], np.int32)
@@ -95,7 +95,7 @@ def saddle_actions(policy: rollout.Sample, stats, cells: jax.Array, key: jax.Arr
                    own: bool = False) -> jax.Array:
     """Env actions [n, samples, 2] of `policy` at cells [n, 2] (observations normalised by `stats`, or not if None);
     with `own`, the policy's own samples before any squashing or clipping."""
-    observation = rollout.normalize(stats, gridworld.observe(jnp.asarray(cells)))
+    observation = normalization.normalize(stats, gridworld.observe(jnp.asarray(cells)))
     repeated = jnp.repeat(observation, samples, axis=0)
     actions = policy(repeated, key)[1 if own else 0]
     return actions.reshape(len(cells), samples, -1)
@@ -126,7 +126,7 @@ def start_rollouts(policy: rollout.Sample, stats, layout: str, params: gridworld
     def step(carry, step_key):
         observation, state, outcome, running = carry
         act_key, env_key = jax.random.split(step_key)
-        action = policy(rollout.normalize(stats, observation), act_key)[0]
+        action = policy(normalization.normalize(stats, observation), act_key)[0]
         out = jax.vmap(env.step, (0, 0, 0, None))(jax.random.split(env_key, episodes), state, action, params)
         ended = running & (out.terminated | out.truncated)
         cell = gridworld.observation_position(out.final_observation)

@@ -32,10 +32,11 @@ import jax
 import jax.numpy as jnp
 
 from fluxrl.core.config import ConfigError, check_range
+from fluxrl.core.nets import MLP
 from fluxrl.core.runner import Algorithm
 from fluxrl.onpolicy import objectives, rollout
 from fluxrl.onpolicy.config import OnPolicyConfig
-from fluxrl.onpolicy.rollout import MLP, OnPolicyState
+from fluxrl.onpolicy.rollout import OnPolicyState
 
 # The FPO reference's floor on the standard deviation (networks.py, gaussian_policy_fwd).
 MIN_STD = 1e-3
@@ -141,12 +142,11 @@ def init(config: PPOConfig, env_params: Any, key: jax.Array) -> OnPolicyState:
     env = rollout.make_env(config.env)
     actor_key, critic_key, key = jax.random.split(key, 3)
     outputs = env.action_size * (2 if config.state_dependent_std else 1)
-    net = MLP((env.observation_size, *config.actor_hidden, outputs), config.activation, actor_key,
-              config.mean_output_scale, config.network_init)
+    net = MLP((env.observation_size, *config.actor_hidden, outputs), actor_key, config.activation, config.network_init,
+              config.mean_output_scale)
     learned_scale = not config.state_dependent_std and config.fixed_std is None
     scale = jnp.zeros(env.action_size if learned_scale else 0)
-    critic = MLP((env.observation_size, *config.critic_hidden, 1), config.activation, critic_key,
-                 init=config.network_init)
+    critic = MLP((env.observation_size, *config.critic_hidden, 1), critic_key, config.activation, config.network_init)
     actor = GaussianActor(net, scale, config.fixed_std, config.squash == "tanh")
     return rollout.init_state(config, env_params, actor, critic, key)
 

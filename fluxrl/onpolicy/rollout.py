@@ -1,6 +1,7 @@
-"""What every on-policy algorithm shares (PPO and FPO): the environment registry, MLPs, running observation
-normalisation, vectorised rollouts, and one iteration of rollout + epochs x minibatches (the objectives, GAE and the
-optimiser are in `objectives.py`). An algorithm brings only its policy: how it samples (`Sample`) and its actor loss.
+"""What every on-policy algorithm shares (PPO and FPO): vectorised rollouts and one iteration of rollout + epochs x
+minibatches. The objectives, GAE and the optimiser are in `objectives.py`, the running observation statistics in
+`normalization.py`, the environments in `fluxrl.envs.control`, the networks are `fluxrl.core.nets.MLP`. An algorithm
+brings only its policy: how it samples (`Sample`) and its actor loss.
 
 One iteration (PureJaxRL's `_update_step`, inside fluxrl's runner, which scans iterations and maps seeds):
 1. `collect` steps `num_envs` environments for `num_steps` in a `lax.scan`; observations are normalised with the
@@ -26,93 +27,22 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
+from fluxrl.core.nets import MLP
 from fluxrl.envs.control.base import ControlEnv
 from fluxrl.envs.control.registry import make_env
 from fluxrl.onpolicy import objectives
+from fluxrl.onpolicy.normalization import RunningStats, init_stats, normalize, update_stats
 
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish}
-# Weight initialisers: (key, (fan_in, fan_out)) -> (weights, biases).
-INITS = {
-    "lecun": lambda key, shape: (jax.nn.initializers.lecun_uniform()(key, shape), jnp.zeros(shape[1])),
-    # PyTorch's nn.Linear default: kaiming_uniform(a=sqrt(5)) weights and biases both uniform in +-1/sqrt(fan_in).
-    "torch": lambda key, shape: tuple(jax.random.uniform(k, size, minval=-1.0, maxval=1.0) / shape[0] ** 0.5
-                                      for k, size in zip(jax.random.split(key), (shape, shape[1:]))),
-}
 TIME_LIMITS = ("bootstrap", "terminate", "zero")
-# Keeps (obs - mean) / sqrt(var + eps) finite for a constant observation component (gym's NormalizeObservation).
-NORMALIZE_EPS = 1e-8
-
-
-
-
-class MLP(eqx.Module):
-    """An MLP on [..., in] inputs with a chosen activation; by default LeCun-uniform weights and zero biases (the FPO
-    reference's `networks.mlp_init`; `init="torch"`: PyTorch's default), the last layer's weights scaled by
-    `output_scale`."""
-
-    layers: tuple[tuple[jax.Array, jax.Array], ...]
-    activation: str = eqx.field(static=True)
-
-    def __init__(self, sizes: tuple[int, ...], activation: str, key: jax.Array, output_scale: float = 1.0,
-                 init: str = "lecun"):
-        keys = jax.random.split(key, len(sizes) - 1)
-        layers = [INITS[init](k, (n_in, n_out)) for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])]
-        layers[-1] = (layers[-1][0] * output_scale, layers[-1][1])
-        self.layers, self.activation = tuple(layers), activation
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """The output for inputs [..., in]."""
-        for weight, bias in self.layers[:-1]:
-            x = ACTIVATIONS[self.activation](x @ weight + bias)
-        weight, bias = self.layers[-1]
-        return x @ weight + bias
 
 
 def state_value(critic: MLP, observation: jax.Array) -> jax.Array:
     """V(observation) [...] of a critic with one output, for inputs [..., observation_size]."""
     return critic(observation)[..., 0]
-
-
-class RunningStats(NamedTuple):
-    """Count, mean and summed squared deviations of every observation seen (Chan et al.'s parallel form)."""
-
-    count: jax.Array  # float32 scalar
-    mean: jax.Array  # [observation_size]
-    sum_squares: jax.Array  # [observation_size], sum of (x - mean)^2
-
-
-def init_stats(size: int) -> RunningStats:
-    """Statistics of no observations (normalisation is then the identity)."""
-    return RunningStats(jnp.float32(0.0), jnp.zeros(size), jnp.zeros(size))
-
-
-def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
-    """The statistics of everything in `stats` and the rows of `batch` [n, size] (Chan, Golub, LeVeque 1979)."""
-    n = jnp.float32(batch.shape[0])
-    batch_mean = jnp.mean(batch, axis=0)
-    total = stats.count + n
-    delta = batch_mean - stats.mean
-    mean = stats.mean + delta * n / total
-    sum_squares = (stats.sum_squares + jnp.sum((batch - batch_mean) ** 2, axis=0)
-                   + delta ** 2 * stats.count * n / total)
-    return RunningStats(total, mean, sum_squares)
-
-
-def variance(stats: RunningStats) -> jax.Array:
-    """The population variance of the observations seen (1 before any)."""
-    return jnp.where(stats.count > 0, stats.sum_squares / jnp.maximum(stats.count, 1.0), 1.0)
-
-
-def normalize(stats: RunningStats | None, observation: jax.Array) -> jax.Array:
-    """(observation - mean) / sqrt(var + 1e-8); unchanged when `stats` is None (normalisation off)."""
-    if stats is None:
-        return observation
-    return (observation - stats.mean) / jnp.sqrt(variance(stats) + NORMALIZE_EPS)
 
 
 class EnvCarry(NamedTuple):

@@ -64,3 +64,16 @@ def test_the_chosen_device_count_never_pads_a_whole_device_and_is_no_slower_than
     assert wall(chosen) <= wall(min(seeds, cores))
     if seeds % cores == 0:
         assert chosen == cores  # nothing to pad: one device per core, no more threads than cores
+
+
+def test_the_command_line_reads_the_seed_count_from_its_options_or_the_run_it_resumes(tmp_path):
+    from fluxrl.commands import parse_command_line, seeds_of
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"run": {"num_seeds": 5}}')
+    assert seeds_of(parse_command_line(["train", "offline", "--resume", str(out)])) == 5
+    assert seeds_of(parse_command_line(["train", "gflownet", "--resume", str(out)])) == 5
+    assert seeds_of(parse_command_line(["train", "gflownet", "--num-seeds", "3", "--out", str(tmp_path / "a")])) == 3
+    assert seeds_of(parse_command_line(["reproduce", "cnf", "--seeds", "7"])) == 7
+    assert seeds_of(parse_command_line(["data", "make", "maze2d-umaze"])) is None

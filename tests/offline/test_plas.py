@@ -152,6 +152,14 @@ def test_a_bad_config_value_is_one_error_naming_the_field(make):
         make()
 
 
+def test_perturbation_options_without_the_perturbation_layer_are_refused_by_name():
+    with pytest.raises(ConfigError, match="phi does nothing without the perturbation layer"):
+        plas.PLASConfig(phi=0.1)
+    with pytest.raises(ConfigError, match="perturbation_hidden does nothing"):
+        plas.PLASConfig(perturbation_hidden=(64,))
+    assert plas.PLASConfig(perturbation=True, phi=0.1).phi == 0.1
+
+
 def test_a_run_keeps_the_vae_out_of_the_state_and_evaluates_on_the_host(pendulum, tmp_path):
     config = plas.PLASConfig(hidden=(16,), batch_size=8, vae=TINY_VAE)
     data = plas.prepare_data(config, pendulum, "pendulum-random", cache_dir=tmp_path / "vae")

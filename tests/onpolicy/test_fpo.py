@@ -15,8 +15,9 @@ import scipy.stats
 from fluxrl.envs.control import registry
 from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
+from fluxrl.core.nets import MLP
 from fluxrl.envs.control import gridworld
-from fluxrl.onpolicy import fpo, gridworld_eval, rollout
+from fluxrl.onpolicy import fpo, gridworld_eval
 from toy_env import PointToTarget
 
 TOY = "test-point"
@@ -32,11 +33,9 @@ def toy_envs(monkeypatch):
 
 def constant_actor(velocity, observation_size=1, scale=1.0):
     """A flow actor whose velocity is `velocity` everywhere (a zero-weight network with that output bias)."""
-    actor = fpo.FlowActor(rollout.MLP((observation_size + len(velocity) + 8, 4, len(velocity)), "relu",
-                                      jax.random.PRNGKey(0)), scale, 8)
-    layers = tuple((jnp.zeros_like(w), jnp.zeros_like(b)) for w, b in actor.net.layers)
-    layers = layers[:-1] + ((layers[-1][0], jnp.asarray(velocity, jnp.float32)),)
-    return eqx.tree_at(lambda a: a.net.layers, actor, layers)
+    net = MLP((observation_size + len(velocity) + 8, 4, len(velocity)), jax.random.PRNGKey(0), "relu")
+    net = eqx.tree_at(lambda n: n.biases[-1], jax.tree.map(jnp.zeros_like, net), jnp.asarray(velocity, jnp.float32))
+    return fpo.FlowActor(net, scale, 8)
 
 
 def test_cfm_loss_matches_a_hand_computed_case():
@@ -110,7 +109,7 @@ def test_the_noise_at_one_convention_gives_the_same_losses_and_ratio(output_mode
     """The official JAX code's convention: x_t = t eps + (1 - t) a, velocity eps - a, the eps loss from
     x1_pred = x_t + (1 - t) v. The field v'(x, t) = -v(x, 1 - t) there is the same policy as v here."""
     actor = fpo.init(CONFIG, None, jax.random.PRNGKey(5)).actor
-    old = eqx.tree_at(lambda a: a.net.layers, actor, jax.tree.map(lambda w: w * 0.9, actor.net.layers))
+    old = eqx.tree_at(lambda a: a.net, actor, jax.tree.map(lambda w: w * 0.9, actor.net))
     key_tau, key_eps, key_obs = jax.random.split(jax.random.PRNGKey(6), 3)
     observation = jax.random.normal(key_obs, (10, 2))
     action = jax.random.normal(key_eps, (10, 1))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from fluxrl.envs.control import registry
 from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
-from fluxrl.onpolicy import objectives, ppo, rollout
+from fluxrl.onpolicy import normalization, objectives, ppo, rollout
 from toy_env import PointToTarget
 
 TOY = "test-point"
@@ -95,14 +95,14 @@ def test_target_kl_stops_the_epochs_and_per_network_clipping_bounds_each_gradien
 def test_running_statistics_equal_numpy_mean_and_variance_of_everything_seen(batch_sizes, seed):
     rng = np.random.default_rng(seed)
     batches = [rng.normal(3.0, 2.0, size=(n, 3)).astype(np.float32) * [1.0, 10.0, 0.1] for n in batch_sizes]
-    stats = rollout.init_stats(3)
-    np.testing.assert_allclose(rollout.normalize(stats, jnp.asarray(batches[0])), batches[0], rtol=1e-6)
+    stats = normalization.init_stats(3)
+    np.testing.assert_allclose(normalization.normalize(stats, jnp.asarray(batches[0])), batches[0], rtol=1e-6)
     for batch in batches:
-        stats = rollout.update_stats(stats, jnp.asarray(batch))
+        stats = normalization.update_stats(stats, jnp.asarray(batch))
     everything = np.concatenate(batches).astype(np.float64)
     assert float(stats.count) == len(everything)
     np.testing.assert_allclose(stats.mean, everything.mean(axis=0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(rollout.variance(stats), everything.var(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(normalization.variance(stats), everything.var(axis=0), rtol=1e-4, atol=1e-6)
 
 
 MEAN, STD = jnp.array([0.3]), jnp.array([0.8])
@@ -151,7 +151,7 @@ def test_clipped_loss_gradient_vanishes_only_beyond_the_clip_in_the_advantage_di
 def test_rollout_bootstraps_at_time_limits_resets_and_keeps_the_last_return_when_no_episode_ends():
     env = PointToTarget(time_limit=3)
     carry = rollout.reset_envs(env, None, jax.random.PRNGKey(0), 2)
-    stats = rollout.update_stats(rollout.init_stats(2), jnp.array([[0.0, 0.0], [2.0, 4.0]]))
+    stats = normalization.update_stats(normalization.init_stats(2), jnp.array([[0.0, 0.0], [2.0, 4.0]]))
 
     def sample(observation, key):
         action = jnp.full((observation.shape[0], 1), 0.5)
@@ -164,12 +164,12 @@ def test_rollout_bootstraps_at_time_limits_resets_and_keeps_the_last_return_when
     assert transition.truncated[:, 0].tolist() == [False, False, True, False]
     assert not transition.terminated.any()
     np.testing.assert_array_equal(raw[0], carry.observation)
-    np.testing.assert_allclose(transition.observation, rollout.normalize(stats, raw), rtol=1e-6)
+    np.testing.assert_allclose(transition.observation, normalization.normalize(stats, raw), rtol=1e-6)
     # Within an episode the final observation is the next observation; at the time limit it is not (a reset).
     np.testing.assert_allclose(transition.next_value[:2], transition.value[1:3], rtol=1e-5)
     assert not np.allclose(transition.next_value[2], transition.value[3])
     position, target = raw[2, :, 0] + 0.1, raw[2, :, 1]  # the step at the limit moved by 0.2 * 0.5
-    final = rollout.normalize(stats, jnp.stack([position, target], -1))
+    final = normalization.normalize(stats, jnp.stack([position, target], -1))
     np.testing.assert_allclose(transition.next_value[2], value(final), rtol=1e-5)
     assert int(metrics["episodes_ended"]) == 2
     np.testing.assert_allclose(metrics["episode_return"], jnp.mean(jnp.sum(transition.reward[:3], 0)), rtol=1e-6)
@@ -234,7 +234,7 @@ def test_a_seeded_run_is_deterministic_and_seeds_differ(tmp_path):
     first, second = _run(tmp_path, "a", 5), _run(tmp_path, "b", 5)
     for x, y in zip(jax.tree.leaves(first.state), jax.tree.leaves(second.state)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert not np.array_equal(first.state.critic.layers[0][0][0], first.state.critic.layers[0][0][1])
+    assert not np.array_equal(first.state.critic.weights[0][0], first.state.critic.weights[0][1])
 
 
 @pytest.mark.slow
