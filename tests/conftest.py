@@ -62,6 +62,17 @@ SLOW_BY_COST = (
     "tests/gflownet/test_soft_protocol_options.py::test_importance_weights_shrink_the_loss_only_when_beta_is_positive[0.0-False]",
     "tests/gflownet/test_soft_rl.py::test_target_network_moves_by_polyak_towards_the_online_network_each_iteration",
     "tests/offline/test_flows.py::test_an_overfitting_run_returns_an_earlier_epoch",
+    "tests/gflownet/test_gradients.py::test_packed_gradient_equals_autodiff_of_rescored_loss[learned-tb]",
+    "tests/core/test_devices_env.py::test_three_seeds_get_three_devices_and_the_same_numbers_as_two_devices_with_a_padding_seed",
+    "tests/gflownet/test_gradients.py::test_packed_gradient_equals_autodiff_of_rescored_loss[learned-db]",
+    "tests/test_resume_families.py::test_offline_td3bc_resumes_to_the_uninterrupted_run",
+    "tests/test_metric_names.py::test_every_onpolicy_metric_is_defined_in_the_docs[fpo]",
+    "tests/test_metric_names.py::test_every_reported_metric_is_defined_in_the_docs[lggfn]",
+    "tests/test_metric_names.py::test_every_offline_metric_is_defined_in_the_docs[td3bc]",
+    "tests/test_cli_commands.py::test_resume_extends_a_run_to_the_new_iterations",
+    "tests/offline/test_flows.py::test_cached_flow_reuses_its_file_and_replaces_a_corrupt_one",
+    "tests/gflownet/test_modes.py::test_indexed_modes_found_equals_the_distinct_modes_sampled",
+    "tests/gflownet/test_prioritized_replay.py::test_vmapped_seeds_match_separate_runs_inside_scan",
 )
 
 
