@@ -92,7 +92,8 @@ def _add_to_rows(rows: jax.Array, bias: jax.Array) -> jax.Array:
 def _first_layer(weight: jax.Array, x: jax.Array) -> jax.Array:
     if jnp.issubdtype(x.dtype, jnp.integer):
         return jnp.sum(weight[x], axis=0)
-    return x.astype(jnp.float32) @ weight
+    # Float inputs keep their precision (float64 gradient checks); boolean ones become float32.
+    return (x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)) @ weight
 
 
 def mlp(in_size: int, out_size: int, width: int, depth: int, key: jax.Array) -> MLP:
