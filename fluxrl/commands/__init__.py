@@ -20,10 +20,8 @@ training or writing anything; `run_command_line` also executes, and turns every 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Sequence, Union
 
 import tyro
@@ -164,9 +162,11 @@ def seeds_of(command: Any) -> int | None:
         return run.num_seeds
     resumed = getattr(getattr(command, "options", command), "resume", None)
     if isinstance(resumed, str):  # a run directory: its stored options (a bad one is reported when it runs)
+        from fluxrl.core.rundir import read_run
+
         try:
-            return int(json.loads((Path(resumed) / "config.json").read_text())["run"]["num_seeds"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return int(read_run(resumed)["run"]["num_seeds"])
+        except (ConfigError, KeyError, TypeError, ValueError):
             return None
     return getattr(getattr(command, "paper", None), "seeds", None)
 

@@ -114,11 +114,22 @@ class SeedLayout:
         return jax.tree.map(lambda x: np.asarray(x)[rows], tree)
 
     def unpad(self, tree: Any) -> Any:
-        """Leaves [padded, ...] -> [num_seeds, ...] (on the host when padding is cut off: slicing arrays split over
-        devices would run a program with a collective on every device)."""
-        if self.padded == self.num_seeds:
-            return tree
+        """Leaves [padded, ...] on the devices -> host arrays [num_seeds, ...]. Each device's part is copied on its
+        own: slicing the split arrays would run one program with a collective on every device, which can wait
+        forever for a device thread when devices outnumber the cores."""
         return jax.tree.map(lambda x: np.asarray(x)[:self.num_seeds], tree)
+
+    def row(self, tree: Any, index: int) -> Any:
+        """Seed `index` of seed-batched leaves split over the devices, read on the one device that holds it (for the
+        reason `unpad` gives)."""
+        def leaf(x):
+            for shard in x.addressable_shards:
+                start, stop, _ = shard.index[0].indices(x.shape[0])
+                if start <= index < stop:
+                    return shard.data[index - start]
+            raise IndexError(f"seed {index} is on no device of this process")
+
+        return jax.tree.map(leaf, tree)
 
     def place(self, tree: Any) -> Any:
         """Seed-batched leaves [num_seeds, ...] padded and split over the devices."""

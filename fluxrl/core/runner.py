@@ -121,19 +121,7 @@ def _marks(start: int, run: RunConfig) -> list[int]:
 
 def seed_state(state: Any, index: int) -> Any:
     """The state of seed `index` of a seed-batched state (with an axis: of member `index`, all its seeds)."""
-    return jax.tree.map(lambda x: _row(x, index), state)
-
-
-def _row(x: Any, index: int) -> Any:
-    """Row `index` of a leaf; of an array split over devices, read on the one device that holds it. Indexing the
-    whole array would be one program on every device with a collective, which can wait forever for a device
-    thread when devices outnumber the cores."""
-    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
-        for shard in x.addressable_shards:
-            start, stop, _ = shard.index[0].indices(x.shape[0]) if shard.index else (0, x.shape[0], 1)
-            if start <= index < stop:
-                return shard.data[index - start]
-    return x[index]
+    return jax.tree.map(lambda x: x[index], state)
 
 
 def member_state(state: Any, member: int, seed_index: int) -> Any:
@@ -191,10 +179,11 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
     `command` (a dataclass, e.g. the command line's) is stored in config.json so that the run can be rebuilt.
     With `axis` ({traced field path: one value per member}), every seed of every member trains in one program;
     member i logs into run_config.out/<its name> ("lr=0.001"); the checkpoint holds them all."""
-    use_every_core(run_config.num_seeds)  # devices and XLA options are set when a run starts, for this process only
-    out = Path(run_config.out)
     wall_start = time.perf_counter()
-    hyper = HyperAxis(config, axis) if axis else None
+    hyper = HyperAxis(config, axis) if axis else None  # host-side checks only: JAX has not started yet
+    # Devices and XLA options are set when a run starts, for this process only, sized by the runs trained together.
+    use_every_core(run_config.num_seeds * (hyper.size if hyper else 1))
+    out = Path(run_config.out)
     groups = log_groups(out, config, hyper)
     if resume:
         if not (out / checkpoint.CHECKPOINT_FILE).is_file():
@@ -253,12 +242,12 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
         eval_keys = np.stack([np.asarray(jax.random.fold_in(key, iteration)) for key in keys])
         results: list[dict[str, float]] = [{} for _ in keys]
         if programs.evaluate is not None:
-            batched = jax.tree.map(np.asarray, layout.unpad(programs.evaluate(state, layout.place(eval_keys), shared)))
+            batched = layout.unpad(programs.evaluate(state, layout.place(eval_keys), shared))
             for i, result in enumerate(results):
                 result.update({name: float(values[i]) for name, values in batched.items()})
         if algorithm.evaluate_host is not None:
             for i, result in enumerate(results):
-                result.update(algorithm.evaluate_host(groups[i // num_seeds].config, data, seed_state(state, i),
+                result.update(algorithm.evaluate_host(groups[i // num_seeds].config, data, layout.row(state, i),
                                                       eval_keys[i]))
         check_finite({k: np.array([[r[k]] for r in results]) for k in results[0]}, iteration)
         return results
@@ -299,7 +288,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
             began = time.perf_counter()
             state, chunk_metrics = step(state, programs.values, shared)
             state = layout.keep_split(state)
-            chunk_metrics = {name: np.asarray(values) for name, values in layout.unpad(chunk_metrics).items()}
+            chunk_metrics = layout.unpad(chunk_metrics)
             chunk_seconds = time.perf_counter() - began
             train_seconds += chunk_seconds
             trained += mark - iteration
@@ -320,7 +309,7 @@ def run(algorithm: Algorithm, config: Any, run_config: RunConfig, data: Any = No
         for tensorboard in tensorboards:
             tensorboard.close()
 
-    state = jax.device_get(layout.unpad(state))  # host arrays: no later indexing runs on every device
+    state = layout.unpad(state)
     timings = {"iterations": run_config.iterations, "num_seeds": num_seeds,
                "iterations_per_second": trained / train_seconds if train_seconds else math.nan,
                "compile_seconds": programs.compile_seconds, "wall_seconds": time.perf_counter() - wall_start}

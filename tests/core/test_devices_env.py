@@ -71,7 +71,8 @@ def test_the_command_line_reads_the_seed_count_from_its_options_or_the_run_it_re
 
     out = tmp_path / "run"
     out.mkdir()
-    (out / "config.json").write_text('{"run": {"num_seeds": 5}}')
+    (out / "config.json").write_text('{"algorithm": "x", "config": {}, "run": {"num_seeds": 5}}')
+    (out / "checkpoint.npz").write_bytes(b"")
     assert seeds_of(parse_command_line(["train", "offline", "--resume", str(out)])) == 5
     assert seeds_of(parse_command_line(["train", "gflownet", "--resume", str(out)])) == 5
     assert seeds_of(parse_command_line(["train", "gflownet", "--num-seeds", "3", "--out", str(tmp_path / "a")])) == 3
