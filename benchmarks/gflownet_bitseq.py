@@ -29,11 +29,12 @@ LOSS_SETTINGS = {  # Tiapkin et al. 2024, bit sequences k = 8: Adam 2e-3, log Z 
 def train(loss: str, args, out: Path) -> list[dict]:
     """Rows of metrics.csv of one multi-seed run."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.flat import from_flat
+    from fluxrl.envs.gflownet.configs import BitSequenceConfig
+    from fluxrl.gflownet import balance
 
-    algorithm, config = from_flat(env="bitseq", n=120, k=8, num_modes=60, beta=2.0, batch_size=16, lr=2e-3,
-                                  backward_policy="uniform", test_set_size=args.test_set_size,
-                                  **LOSS_SETTINGS[loss])
+    env = BitSequenceConfig(n=120, k=8, num_modes=60, beta=2.0, test_set_size=args.test_set_size)
+    algorithm = balance.ALGORITHM
+    config = balance.BalanceConfig(env=env, batch_size=16, lr=2e-3, backward_policy="uniform", **LOSS_SETTINGS[loss])
     # A path relative to the working directory: it is written into config.json, which is committed.
     run_config = RunConfig(iterations=args.iterations, num_seeds=args.seeds, out=os.path.relpath(out / loss),
                            log_every=args.log_every, eval_every=args.eval_every,

@@ -34,10 +34,13 @@ QUALITY = dict(ndim=4, height=8, r0=0.1, r1=0.5, r2=2.0)
 def fluxrl_run(ndim, height, r0, iterations, num_seeds=1, seed=0, eval_every=None):
     """(summary, per-seed exact TV at each eval) of a fluxrl TB run through the normal runner."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.flat import from_flat
+    from fluxrl.envs.gflownet.configs import HypergridConfig
+    from fluxrl.gflownet import balance
+    from fluxrl.gflownet.networks import MLPConfig
 
-    algorithm, config = from_flat(env="hypergrid", ndim=ndim, height=height, r0=r0, r1=0.5, r2=2.0, loss="tb",
-                                  batch_size=16, hidden=256, layers=2)
+    algorithm = balance.ALGORITHM
+    config = balance.BalanceConfig(env=HypergridConfig(ndim=ndim, height=height, r0=r0, r1=0.5, r2=2.0), loss="tb",
+                                   batch_size=16, network=MLPConfig(hidden=256, layers=2))
     every = eval_every or iterations
     with tempfile.TemporaryDirectory() as out:
         run_config = RunConfig(iterations=iterations, seed=seed, num_seeds=num_seeds, out=out, log_every=every,

@@ -16,32 +16,41 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from fluxrl.envs.gflownet.configs import HypergridConfig, ParenthesesConfig
+from fluxrl.gflownet import balance, soft_dqn
+from fluxrl.gflownet.lggfn import LGGFNConfig
+from fluxrl.gflownet.networks import TransformerConfig
+from fluxrl.gflownet.sagfn import SAGFNConfig
+from fluxrl.gflownet.teacher import TeacherConfig
+from fluxrl.gflownet.trajectory_replay import ReplayConfig
+
 HERE = Path(__file__).resolve().parent
-SETTINGS = {  # name -> (config overrides, iterations timed)
-    "hypergrid 4x8": (dict(env="hypergrid", ndim=4, height=8, r0=0.1), 1000),
-    "hypergrid 64x64 hard": (dict(env="hypergrid", ndim=2, height=64, reward="hard"), 500),
-    "parentheses 32": (dict(env="parentheses", max_tokens=32), 300),
+SETTINGS = {  # name -> (config fields, iterations timed)
+    "hypergrid 4x8": (dict(env=HypergridConfig(ndim=4, height=8, r0=0.1)), 1000),
+    "hypergrid 64x64 hard": (dict(env=HypergridConfig(ndim=2, height=64, reward="hard")), 500),
+    "parentheses 32": (dict(env=ParenthesesConfig(max_tokens=32)), 300),
     # the LGGFN paper's policy on parentheses (reproduce lggfn --protocol paper): GPT-2 sizes, causal
-    "parentheses 32 transformer": (dict(env="parentheses", max_tokens=32, unique_mode_samples=0,
-                                        network="transformer", d_model=128, heads=4, transformer_layers=2), 20),
+    "parentheses 32 transformer": (dict(env=ParenthesesConfig(max_tokens=32, unique_mode_samples=0),
+                                        network=TransformerConfig(d_model=128, heads=4, layers=2)), 20),
 }
-VARIANTS = {  # label -> config overrides of TB
-    "TB": dict(),
-    "replay": dict(explore="replay"),
-    "LGGFN": dict(explore="lggfn"),
-    "teacher": dict(explore="teacher"),
-    "SA-GFN": dict(explore="sagfn"),
-    "soft DQN": dict(loss="sdqn"),
-    "M-DQN": dict(loss="mdqn"),
+VARIANTS = {  # label -> (algorithm module, its config's fields)
+    "TB": (balance, dict()),
+    "replay": (balance, dict(explore=ReplayConfig())),
+    "LGGFN": (balance, dict(explore=LGGFNConfig())),
+    "teacher": (balance, dict(explore=TeacherConfig())),
+    "SA-GFN": (balance, dict(explore=SAGFNConfig())),
+    "soft DQN": (soft_dqn, dict(munchausen_alpha=0.0)),
+    "M-DQN": (soft_dqn, dict()),
 }
 
 
-def ms_per_iteration(overrides: dict, variant: dict, iterations: int, seed: int) -> tuple[float, float]:
+def ms_per_iteration(setting: dict, variant: tuple, iterations: int, seed: int) -> tuple[float, float]:
     """(ms per iteration, compile seconds) of one single-seed run through the runner."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.flat import from_flat
 
-    algorithm, config = from_flat(**{"batch_size": 16, "loss": "tb", **overrides, **variant})
+    module, fields = variant
+    algorithm = module.ALGORITHM
+    config = algorithm.config_type(batch_size=16, **setting, **fields)
     with tempfile.TemporaryDirectory() as out:
         run_config = RunConfig(iterations=iterations, seed=seed, out=out, log_every=iterations,
                                eval_every=iterations, checkpoint_every=iterations, progress=False)

@@ -18,16 +18,27 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SETTING = dict(env="hypergrid", ndim=4, height=8, r0=0.1, batch_size=16)
-VARIANTS = {"TB": dict(loss="tb"), "LGGFN": dict(loss="tb", explore="lggfn"), "M-DQN": dict(loss="mdqn")}
+VARIANTS = {"TB": ("tb", {}), "LGGFN": ("tb", {"explore": "lggfn"}), "M-DQN": ("mdqn", {})}  # algorithm, fields
+
+
+def config_of(variant: tuple):
+    """(algorithm, config) of a variant on hypergrid 4x8 (R0 = 0.1), batch 16."""
+    from fluxrl.envs.gflownet.configs import HypergridConfig
+    from fluxrl.gflownet import balance, soft_dqn
+    from fluxrl.gflownet.lggfn import LGGFNConfig
+
+    name, fields = variant
+    env = HypergridConfig(ndim=4, height=8, r0=0.1)
+    if name == "mdqn":
+        return soft_dqn.ALGORITHM, soft_dqn.SoftDQNConfig(env=env, batch_size=16)
+    explore = LGGFNConfig() if fields.get("explore") == "lggfn" else None
+    return balance.ALGORITHM, balance.BalanceConfig(env=env, batch_size=16, explore=explore)
 
 
 def runner_ms(variant: dict, num_seeds: int, iterations: int) -> float:
     """Milliseconds per iteration (all seeds together, compilation excluded) of one run through the runner."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.flat import from_flat
-
-    algorithm, config = from_flat(**SETTING, **variant)
+    algorithm, config = config_of(variant)
     with tempfile.TemporaryDirectory() as out:
         run_config = RunConfig(iterations=iterations, num_seeds=num_seeds, out=out, log_every=iterations,
                                eval_every=iterations, eval_at_start=False, checkpoint_every=iterations,
@@ -42,9 +53,7 @@ def vmap_ms(variant: dict, num_seeds: int, iterations: int) -> float:
     import numpy as np
 
     from fluxrl.core.seeds import SEED_AXIS
-    from fluxrl.gflownet.flat import from_flat
-
-    algorithm, config = from_flat(**SETTING, **variant)
+    algorithm, config = config_of(variant)
     data = algorithm.make_data(config) if algorithm.make_data else None
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(num_seeds))
     device = jax.devices()[0]

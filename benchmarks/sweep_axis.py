@@ -26,12 +26,19 @@ SETTING = dict(env="hypergrid", ndim=4, height=8, loss="tb", batch_size=16)
 LRS = (1e-3, 3e-4)
 
 
+def config_of(lr: float):
+    """(algorithm, config) of TB on SETTING's hypergrid at learning rate `lr`."""
+    from fluxrl.envs.gflownet.configs import HypergridConfig
+    from fluxrl.gflownet import balance
+
+    env = HypergridConfig(ndim=SETTING["ndim"], height=SETTING["height"])
+    return balance.ALGORITHM, balance.BalanceConfig(env=env, loss="tb", batch_size=SETTING["batch_size"], lr=lr)
+
+
 def measure(case: str, seeds: int, iterations: int) -> dict:
     """Wall seconds of one case in this process, with the runner's compile seconds and training speed."""
     from fluxrl.core.runner import RunConfig, run
-    from fluxrl.gflownet.flat import from_flat
-
-    algorithm, config = from_flat(**SETTING, lr=LRS[0])
+    algorithm, config = config_of(LRS[0])
     # Marks that line up, so every chunk has one length and each case compiles one chunk program.
     every = max(iterations // 4, 1)
     with tempfile.TemporaryDirectory() as out:
@@ -43,7 +50,7 @@ def measure(case: str, seeds: int, iterations: int) -> dict:
         elif case == "axis":
             summaries = [run(algorithm, config, run_config, axis={"lr": LRS}).summary]
         else:
-            summaries = [run(*from_flat(**SETTING, lr=lr), run_config).summary for lr in LRS]
+            summaries = [run(*config_of(lr), run_config).summary for lr in LRS]
         wall = time.perf_counter() - began
     return {"wall_seconds": wall, "compile_seconds": sum(s["compile_seconds"] for s in summaries),
             "train_ms_per_iteration": sum(1e3 / s["iterations_per_second"] for s in summaries)}

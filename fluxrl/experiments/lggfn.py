@@ -17,17 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
+from fluxrl.envs.gflownet.configs import HypergridConfig, ParenthesesConfig, StructureConfig
 from fluxrl.experiments.common import (Study, final_values, metrics_table, plot_study, protocol_markdown,
                                        run_reproduction, scaled, stored_rows, wall_time_line)
+from fluxrl.gflownet import balance
+from fluxrl.gflownet.lggfn import LGGFNConfig
+from fluxrl.gflownet.networks import TransformerConfig
+from fluxrl.gflownet.sagfn import SAGFNConfig
+from fluxrl.gflownet.teacher import TeacherConfig
+from fluxrl.gflownet.trajectory_replay import ReplayConfig
 
 OFFICIAL = "Idriss-Malek/Loss-Guided-GFN"  # the official code; paths below are inside it
-METHODS = {  # label -> exploration setting of the main GFlowNet
-    "TB": dict(explore="none"),
-    "epsilon": dict(explore="epsilon", epsilon=0.1),
-    "replay": dict(explore="replay"),
-    "SA-GFN": dict(explore="sagfn"),
-    "teacher": dict(explore="teacher"),
-    "LGGFN": dict(explore="lggfn"),
+METHODS = {  # label -> BalanceConfig fields of the main GFlowNet's exploration
+    "TB": dict(explore=None),
+    "epsilon": dict(explore=None, epsilon=0.1),
+    "replay": dict(explore=ReplayConfig()),
+    "SA-GFN": dict(explore=SAGFNConfig()),
+    "teacher": dict(explore=TeacherConfig()),
+    "LGGFN": dict(explore=LGGFNConfig()),
 }
 ALL = ("TB", "epsilon", "replay", "SA-GFN", "teacher", "LGGFN")
 
@@ -43,34 +50,35 @@ BUDGETS = {
 # `paper` differs from cpu-reduced-2 in the parentheses policy only: the official GPT-2 sizes
 # (examples/balanced_parentheses.py:72-78) in fluxrl's causal transformer, at about 90x the MLP's cost per
 # iteration (docs/lggfn.md gives the measured rates and the wall time they imply).
-PAPER_PARENTHESES_NETWORK = dict(network="transformer", d_model=128, heads=4, transformer_layers=2)
+PAPER_PARENTHESES_NETWORK = TransformerConfig(d_model=128, heads=4, layers=2)
 PROTOCOLS = tuple(BUDGETS)
 
+# run_all.sh:41 passes --lamda 0.1 to both LGGFN and the adaptive teacher
+LAMBDA_0_1 = {"teacher": dict(explore=TeacherConfig(loss_exponent=0.1)), "LGGFN": dict(explore=LGGFNConfig(lam=0.1))}
 STUDIES = (
     Study("hypergrid", "Hypergrid 64x64, hard reward (R0=1e-4, R1=1, R2=3), batch 16",
-          dict(env="hypergrid", ndim=2, height=64, reward="hard", batch_size=16, loss="tb"),
+          dict(env=HypergridConfig(ndim=2, height=64, reward="hard"), batch_size=16, loss="tb"),
           ALL, iterations=10_000, eval_every=1000, curves=("l1_sum", "tv"), headline="l1_sum",
-          lower_is_better=True, method_overrides={"SA-GFN": dict(sagfn_beta_e=0.25)}),
+          lower_is_better=True, method_overrides={"SA-GFN": dict(explore=SAGFNConfig(beta_e=0.25))}),
     Study("parentheses", "Balanced parentheses, 32 tokens, batch 16",
-          dict(env="parentheses", max_tokens=32, batch_size=16, loss="tb", unique_mode_samples=16_000),
+          dict(env=ParenthesesConfig(max_tokens=32, unique_mode_samples=16_000), batch_size=16, loss="tb"),
           ALL, iterations=1000, eval_every=1000, curves=("unique_modes_sampled", "modes_found"),
           headline="unique_modes_sampled", lower_is_better=False),
     Study("structure", "Bayesian structure learning, 5 nodes, raw BGe score, uniform P_B, batch 256",
-          dict(env="structure", num_nodes=5, batch_size=256, loss="tb", log_z_lr=1.0, backward_policy="uniform",
-               score_reference="none"),
+          dict(env=StructureConfig(num_nodes=5, score_reference="none"), batch_size=256, loss="tb", log_z_lr=1.0,
+               backward_policy="uniform"),
           ("TB", "teacher", "LGGFN"), iterations=1000, eval_every=100,
           curves=("expected_shd", "edge_auc", "tv"), headline="expected_shd", lower_is_better=True,
-          # run_all.sh:41 passes --lamda 0.1 to both LGGFN and the adaptive teacher
-          method_overrides={"teacher": dict(aux_lambda=0.1), "LGGFN": dict(aux_lambda=0.1)}),
+          method_overrides=LAMBDA_0_1),
     # The same with fluxrl's shifted score: log R relative to each node's best parent set (log R <= 0), so log Z
     # starts above its target instead of hundreds of nats below it. Same posterior, same exact metrics.
     Study("structure-best", "Bayesian structure learning, 5 nodes, BGe relative to the best parent sets "
           "(fluxrl's option), uniform P_B, batch 256",
-          dict(env="structure", num_nodes=5, batch_size=256, loss="tb", log_z_lr=1.0, backward_policy="uniform",
-               score_reference="best"),
+          dict(env=StructureConfig(num_nodes=5, score_reference="best"), batch_size=256, loss="tb", log_z_lr=1.0,
+               backward_policy="uniform"),
           ("TB", "teacher", "LGGFN"), iterations=1000, eval_every=100,
           curves=("expected_shd", "edge_auc", "tv"), headline="expected_shd", lower_is_better=True,
-          method_overrides={"teacher": dict(aux_lambda=0.1), "LGGFN": dict(aux_lambda=0.1)}),
+          method_overrides=LAMBDA_0_1),
 )
 BASELINE = {"hypergrid": "TB", "parentheses": "TB", "structure": "teacher", "structure-best": "teacher"}  # what LGGFN is judged against
 
@@ -142,15 +150,14 @@ def studies_of(protocol: str) -> tuple[Study, ...]:
                     for s in STUDIES)
     if protocol != "paper":
         return studies
-    return tuple(replace(s, config={**s.config, **PAPER_PARENTHESES_NETWORK}) if s.name == "parentheses" else s
+    return tuple(replace(s, config={**s.config, "network": PAPER_PARENTHESES_NETWORK}) if s.name == "parentheses" else s
                  for s in studies)
 
 
 def study_config(study: Study, method: str):
     """(algorithm, config) of one method in one study."""
-    from fluxrl.gflownet.flat import from_flat
-
-    return from_flat(**{**study.config, **METHODS[method], **study.method_overrides.get(method, {})})
+    return balance.ALGORITHM, balance.BalanceConfig(**{**study.config, **METHODS[method],
+                                                       **study.method_overrides.get(method, {})})
 
 
 def summarise(study: Study, rows: dict[str, list[dict]]) -> dict:
@@ -194,7 +201,7 @@ def write_report(studies: list[Study], results: dict, out: Path, seeds: int, sec
                   f"{study.iterations} iterations, evaluated every {study.eval_every}; wall time "
                   f"{seconds[study.name]:.0f} s for all methods.", "",
                   *metrics_table(study, summary["final"])]
-        if study.config.get("env") == "structure":
+        if isinstance(study.config["env"], StructureConfig):
             reference = posterior_reference(study)
             lines += ["", f"The exact posterior itself has expected SHD {reference['expected_shd']:.3g} and edge AUC "
                       f"{reference.get('edge_auc', float('nan')):.3g}: what a sampler that matches it scores."]

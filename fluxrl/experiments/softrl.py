@@ -15,19 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
+from fluxrl.envs.gflownet.configs import BitSequenceConfig, HypergridConfig
 from fluxrl.experiments.common import (Study, final_values, metrics_table, protocol_markdown, run_reproduction,
                                        wall_time_line)
+from fluxrl.gflownet import balance, soft_dqn
 
 CPU_PROTOCOL, PAPER_PROTOCOL = "cpu-reduced-2", "paper"
 WINDOW = 200_000  # hypergrid/experiments/config/general.py:10 (validation_samples)
-METHODS = {"M-DQN": "mdqn", "soft DQN": "sdqn", "TB": "tb", "DB": "db", "SubTB": "subtb"}  # label -> loss
+METHODS = {  # label -> (algorithm module, its config's fields)
+    "M-DQN": (soft_dqn, {}), "soft DQN": (soft_dqn, dict(munchausen_alpha=0.0)), "TB": (balance, dict(loss="tb")),
+    "DB": (balance, dict(loss="db")), "SubTB": (balance, dict(loss="subtb"))}
 BASELINES = ("TB", "DB", "SubTB")
 
 # Hypergrid, official code: hypergrid/experiments/config/algo.py lines 7-61 (soft DQN / M-DQN), 87-124 (TB, DB,
 # SubTB: learned P_B tied to the forward trunk, log Z lr 0.1); the plain Q outputs of train_softdqn.py:51-56.
 _GRID_DQN = dict(q_head="plain", per_insert="td", per_priority="huber", per_importance_weights=False,
                  learning_starts=17, per_alpha=0.5, target_polyak=0.25, target_every=1)
-_GRID = dict(env="hypergrid", ndim=4, height=20, batch_size=16, lr=1e-3, empirical_window=WINDOW)
+_GRID = dict(batch_size=16, lr=1e-3, empirical_window=WINDOW)
 _GRID_OVERRIDES = {"M-DQN": _GRID_DQN, "soft DQN": _GRID_DQN, "TB": dict(backward_policy="learned", log_z_lr=0.1),
                    "DB": dict(backward_policy="learned"), "SubTB": dict(backward_policy="learned", subtb_lambda=0.9)}
 # Bit sequences, official code: bitseq/run.py (line numbers in PROTOCOL_TABLE); the README's commands (lines
@@ -35,25 +39,27 @@ _GRID_OVERRIDES = {"M-DQN": _GRID_DQN, "soft DQN": _GRID_DQN, "TB": dict(backwar
 _BITS_DQN = dict(q_head="plain", per_insert="max", per_priority="huber", per_importance_weights=True,
                  learning_starts=51, per_alpha=0.9, per_beta=0.1, per_beta_final=0.1, target_polyak=1.0,
                  target_every=5, leaf_coefficient=2.0)
-_BITS = dict(env="bitseq", n=120, k=8, batch_size=16, lr=2e-3, epsilon=0.001, backward_policy="uniform",
-             weight_decay=1e-5)
+_BITS = dict(batch_size=16, lr=2e-3, epsilon=0.001, weight_decay=1e-5)
 # M-DQN samples softmax(Q) in run.py:317-320 (its tau only enters the targets): temperature (1 - alpha) undoes
 # our softmax(Q / tau).
 _BITS_OVERRIDES = {"M-DQN": dict(_BITS_DQN, temperature=0.85), "soft DQN": _BITS_DQN,
-                   "TB": dict(log_z_lr=1e-3, log_z_size=64), "SubTB": dict(subtb_lambda=1.9)}
+                   "TB": dict(backward_policy="uniform", log_z_lr=1e-3, log_z_size=64),
+                   "DB": dict(backward_policy="uniform"), "SubTB": dict(backward_policy="uniform", subtb_lambda=1.9)}
 _GRID_CURVES = ("empirical_l1", "tv", "origin_block_log_mass", "log_z")
 
 
 def _studies(grid_iterations: int, grid_eval: int, bits_iterations: int, bits_eval: int, test_set_size: int):
     grid = lambda reward, title: Study(
-        f"hypergrid-{reward}", title, dict(_GRID, reward=reward), tuple(METHODS), iterations=grid_iterations,
+        f"hypergrid-{reward}", title, dict(_GRID, env=HypergridConfig(ndim=4, height=20, reward=reward)),
+        tuple(METHODS), iterations=grid_iterations,
         eval_every=grid_eval, curves=_GRID_CURVES, headline="empirical_l1", lower_is_better=True,
         method_overrides=_GRID_OVERRIDES)
     return (
         grid("standard", "Hypergrid 20^4, standard reward (R0=1e-3, R1=0.5, R2=2), batch 16"),
         grid("hard", "Hypergrid 20^4, hard reward (R0=1e-4, R1=1, R2=3), batch 16"),
         Study("bitseq", "Bit sequences n=120, k=8, 60 modes, batch 16",
-              dict(_BITS, test_set_size=test_set_size), tuple(METHODS), iterations=bits_iterations,
+              dict(_BITS, env=BitSequenceConfig(n=120, k=8, test_set_size=test_set_size)), tuple(METHODS),
+              iterations=bits_iterations,
               eval_every=bits_eval, curves=("spearman", "modes_found"), headline="spearman", lower_is_better=False,
               method_overrides=_BITS_OVERRIDES),
     )
@@ -126,7 +132,7 @@ def protocol_table(studies) -> list[str]:
     fill = dict(grid=grid.iterations if grid else "-", grid_eval=grid_eval, bits=bits.iterations if bits else "-",
                 grid_eval_reason="" if grid_eval == 100 else "curve resolution only (a reading does not change the "
                 "window); fewer readings save the exact-TV time",
-                test=bits.config["test_set_size"] if bits else "-")
+                test=bits.config["env"].test_set_size if bits else "-")
     rows = [(setting, paper, ours.format(**fill), reason.format(**fill))
             for setting, paper, ours, reason in PROTOCOL_TABLE]
     return protocol_markdown(rows, f"paper / official code ({REPO})")
@@ -134,9 +140,9 @@ def protocol_table(studies) -> list[str]:
 
 def study_config(study: Study, method: str):
     """(algorithm, config) of one method in one study."""
-    from fluxrl.gflownet.flat import from_flat
-
-    return from_flat(**{**study.config, "loss": METHODS[method], **study.method_overrides.get(method, {})})
+    module, fields = METHODS[method]
+    return module.ALGORITHM, module.ALGORITHM.config_type(**{**study.config, **fields,
+                                                             **study.method_overrides.get(method, {})})
 
 
 def hypergrid_reference(study: Study, draws: int = 3, seed: int = 0) -> dict:
@@ -145,10 +151,8 @@ def hypergrid_reference(study: Study, draws: int = 3, seed: int = 0) -> dict:
     import jax
 
     from fluxrl.gflownet import metrics
-    from fluxrl.gflownet.flat import from_flat
 
-    env_config = from_flat(**{**study.config, "loss": "tb"})[1].env
-    env, params = env_config.build()
+    env, params = study.config["env"].build()
     log_rewards = np.asarray(jax.vmap(env.log_reward, (None, 0))(params, env.terminal_states()), np.float64)
     target = metrics.target_distribution(env, params)
     block = np.all(2 * np.asarray(env.all_states().coords) < env.height, axis=1)

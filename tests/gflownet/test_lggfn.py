@@ -13,7 +13,6 @@ from fluxrl.core.config import ConfigError
 from fluxrl.envs.gflownet.configs import HypergridConfig
 from fluxrl.gflownet import balance, lggfn, sagfn, teacher
 from fluxrl.gflownet.balance import BalanceConfig
-from fluxrl.gflownet.flat import from_flat
 from fluxrl.gflownet.losses import balance_loss
 from fluxrl.gflownet.networks import MLPConfig, policy_of_params
 from fluxrl.gflownet.replay import replay_add, replay_init, replay_sample
@@ -134,16 +133,11 @@ def test_replay_buffer_keeps_the_latest_trajectories_and_samples_only_stored_one
     assert all(tuple(row) in stored_rows for row in np.asarray(drawn.actions))
 
 
-def test_epsilon_exploration_without_epsilon_is_refused():
-    with pytest.raises(ConfigError, match="epsilon"):
-        from_flat(explore="epsilon")
-
-
 def test_auxiliary_fraction_must_leave_an_auxiliary_share():
     with pytest.raises(ConfigError, match="aux_fraction"):
-        from_flat(explore="lggfn", aux_fraction=0.01, batch_size=4)
+        BalanceConfig(explore=lggfn.LGGFNConfig(aux_fraction=0.01), batch_size=4)
     with pytest.raises(ConfigError, match="aux_fraction"):
-        from_flat(explore="lggfn", aux_fraction=1.0)
+        lggfn.LGGFNConfig(aux_fraction=1.0)
 
 
 # LGGFN by default; the baselines' learning with -m slow (the suite's five minutes).

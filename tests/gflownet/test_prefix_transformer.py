@@ -7,7 +7,9 @@ import pytest
 
 from fluxrl.core.config import ConfigError
 from fluxrl.envs.gflownet.parentheses import Parentheses
-from fluxrl.gflownet.flat import from_flat
+from fluxrl.envs.gflownet.configs import HypergridConfig, ParenthesesConfig
+from fluxrl.gflownet.balance import ALGORITHM, BalanceConfig
+from fluxrl.gflownet.lggfn import LGGFNConfig
 from fluxrl.gflownet.networks import TransformerConfig, build_policy
 from fluxrl.gflownet.policy import PrefixTransformerPolicy, policy_input
 
@@ -35,10 +37,10 @@ def test_a_states_outputs_are_the_causal_read_at_its_length_of_any_sequence_exte
 
 @pytest.mark.slow
 def test_tb_and_lggfn_train_parentheses_with_the_transformer():
-    for explore in ("none", "lggfn"):
-        algorithm, config = from_flat(env="parentheses", max_tokens=4, batch_size=4, loss="tb", explore=explore,
-                                      network="transformer", d_model=16, heads=4, transformer_layers=1,
-                                      unique_mode_samples=0)
+    for explore in (None, LGGFNConfig()):
+        algorithm = ALGORITHM
+        config = BalanceConfig(env=ParenthesesConfig(max_tokens=4, unique_mode_samples=0), batch_size=4, loss="tb",
+                               explore=explore, network=TransformerConfig(d_model=16, heads=4, layers=1))
         data = algorithm.make_data(config)
         state = algorithm.init(config, data, jax.random.PRNGKey(0))
         step = jax.jit(lambda s: algorithm.update(config, data, s))
@@ -51,6 +53,4 @@ def test_tb_and_lggfn_train_parentheses_with_the_transformer():
 
 def test_the_transformer_is_refused_where_states_are_no_token_sequences():
     with pytest.raises(ConfigError, match="transformer reads token sequences"):
-        from_flat(env="hypergrid", ndim=2, height=8, network="transformer")
-    with pytest.raises(ConfigError, match="d_model"):
-        from_flat(env="parentheses", d_model=16, network="mlp")  # a transformer option without the transformer
+        BalanceConfig(env=HypergridConfig(ndim=2, height=8), network=TransformerConfig())

@@ -9,21 +9,22 @@ import numpy as np
 import pytest
 
 from fluxrl.core import runner
-from fluxrl.gflownet.flat import from_flat
-
-TINY = dict(env="hypergrid", ndim=2, height=5, hidden=16, batch_size=8)
+from fluxrl.gflownet.lggfn import LGGFNConfig
+from fluxrl.gflownet.sagfn import SAGFNConfig
+from fluxrl.gflownet.trajectory_replay import ReplayConfig
+from gfn_configs import tiny
 
 
 # All with -m slow, to keep the suite under five minutes: the runner's own resume tests (tests/core/test_runner.py)
 # check a killed and resumed run by default; these add each kind of state an algorithm keeps beside its policy.
-@pytest.mark.parametrize("options", [
-    pytest.param(dict(explore="replay", replay_capacity=16), marks=pytest.mark.slow),
-    pytest.param(dict(explore="lggfn"), marks=pytest.mark.slow),
-    pytest.param(dict(explore="sagfn"), marks=pytest.mark.slow),
-    dict(loss="mdqn", per_capacity=64, replay_batch_size=16, target_every=3),
+@pytest.mark.parametrize("name, options", [
+    pytest.param("tb", dict(explore=ReplayConfig(capacity=16)), marks=pytest.mark.slow),
+    pytest.param("tb", dict(explore=LGGFNConfig()), marks=pytest.mark.slow),
+    pytest.param("tb", dict(explore=SAGFNConfig()), marks=pytest.mark.slow),
+    ("mdqn", dict(per_capacity=64, replay_batch_size=16, target_every=3)),
 ], ids=["replay", "lggfn", "sagfn", "mdqn"])
-def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(options, tmp_path):
-    algorithm, config = from_flat(**TINY, **options)
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(name, options, tmp_path):
+    algorithm, config = tiny(name, **options)
     # Every chunk is 2 iterations long: one compiled program serves all three runs.
     run_config = runner.RunConfig(iterations=8, num_seeds=2, out=str(tmp_path / "full"), log_every=2,
                                   eval_every=2, checkpoint_every=4, progress=False)

@@ -49,8 +49,10 @@ def test_a_malformed_sweep_option_is_one_clear_error(text):
 
 
 def test_the_gflownet_configs_declare_their_traced_fields():
-    from fluxrl.gflownet.flat import from_flat
+    from fluxrl.gflownet.balance import BalanceConfig
+    from fluxrl.gflownet.lggfn import LGGFNConfig
+    from fluxrl.gflownet.soft_dqn import SoftDQNConfig
 
-    assert traced_paths(from_flat(loss="tb", explore="lggfn")[1]) == {
+    assert traced_paths(BalanceConfig(loss="tb", explore=LGGFNConfig())) == {
         "lr", "log_z_lr", "subtb_lambda", "epsilon", "temperature", "explore.lam"}
-    assert "munchausen_alpha" not in traced_paths(from_flat(loss="mdqn")[1])
+    assert "munchausen_alpha" not in traced_paths(SoftDQNConfig())
