@@ -31,7 +31,7 @@ import jax
 
 def raw_steps_per_second(num_envs: int, num_steps: int = 200, calls: int = 5) -> float:
     """Env steps per second of random legal play, compilation apart."""
-    from fluxrl.meta import snake
+    from fluxrl.envs.jumanji import snake
 
     play = jax.jit(snake.random_play("snake-6x6", num_envs, num_steps))
     play(jax.random.PRNGKey(0)).block_until_ready()
@@ -56,7 +56,7 @@ def network_flops_per_env_step(config) -> float:
     """The reference network's FLOPs per env step of A2C: the policy's forward pass on the observation in the
     rollout, and forward plus backward passes of both heads in the update ((T + 1) N observations for T N steps;
     the backward pass is twice the forward's products, less the first layer's input gradient)."""
-    from fluxrl.meta import snake
+    from fluxrl.envs.jumanji import snake
 
     rows, cols, depth = snake.board_shape(config.env)
     c = config.channels

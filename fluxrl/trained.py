@@ -204,23 +204,18 @@ def _act_meta(trained: TrainedPolicy, key: jax.Array, observation: Any) -> jax.A
 
 def _meta_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:
     """The return of the first episode of each of `episodes` Snake boards played side by side."""
-    from fluxrl.meta import snake
+    from fluxrl.envs.jumanji import snake
 
     config = trained.config
-    name = config.env if hasattr(config, "env") else config.a2c.env
+    env = snake.Snake(config.env if hasattr(config, "env") else config.a2c.env)
 
-    def step(envs, step_key):
-        return snake.step(name, envs, _act_meta(trained, step_key, _Board(envs.grid, envs.mask)))
+    def step(carry, step_key):
+        observation, state = carry
+        out = snake.step_batch(env, step_key, state, _act_meta(trained, step_key, observation))
+        return (out.observation, out.state), out.reward, out.terminated | out.truncated
 
-    return _first_episode_returns(lambda reset_key: snake.reset(name, reset_key, episodes), step, key, episodes,
+    return _first_episode_returns(lambda reset_key: snake.reset_batch(env, reset_key, episodes), step, key, episodes,
                                   max_steps)
-
-
-class _Board(NamedTuple):
-    """A batch of Snake observations as Jumanji names their fields."""
-
-    grid: jax.Array
-    action_mask: jax.Array
 
 
 def _onpolicy_returns(trained: TrainedPolicy, key: jax.Array, episodes: int, max_steps: int) -> np.ndarray:

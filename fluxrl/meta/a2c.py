@@ -31,7 +31,7 @@ import optax
 
 from fluxrl.core.config import check_range
 from fluxrl.core.runner import Algorithm
-from fluxrl.meta import snake
+from fluxrl.envs.jumanji import snake
 from fluxrl.meta.network import SnakeNet, masked_log_policy
 
 # Meta-parameters in their fixed order; a logit each. gamma and lambda are sigmoid(logit); a loss weight is
@@ -135,7 +135,8 @@ class Batch(NamedTuple):
 class EnvCarry(NamedTuple):
     """The environments between rollouts, with each one's running episode sums."""
 
-    envs: snake.Envs
+    state: Any  # Jumanji's states [N]
+    observation: snake.Board  # [N, ...]
     episode_return: jax.Array  # [N]
     episode_length: jax.Array  # [N] int32
 
@@ -154,20 +155,23 @@ def collect(config: A2CConfig, net: SnakeNet, carry: EnvCarry, key: jax.Array) -
 
     def body(inner, step_key):
         carry, ended = inner
-        logits = net.logits(carry.envs.grid)
-        action = jax.random.categorical(step_key, masked_log_policy(logits, carry.envs.mask)).astype(jnp.int32)
-        envs, reward, done = snake.step(config.env, carry.envs, action)
-        episode_return, episode_length = carry.episode_return + reward, carry.episode_length + 1
+        board = carry.observation
+        logits = net.logits(board.grid)
+        action = jax.random.categorical(step_key, masked_log_policy(logits, board.action_mask)).astype(jnp.int32)
+        out = snake.step_batch(snake.Snake(config.env), step_key, carry.state, action)
+        done = out.terminated | out.truncated  # every Snake end has discount 0: it is `terminated`
+        episode_return, episode_length = carry.episode_return + out.reward, carry.episode_length + 1
         ended = Ended(ended.total_return + jnp.sum(jnp.where(done, episode_return, 0.0)),
                       ended.total_length + jnp.sum(jnp.where(done, episode_length, 0)), ended.count + done.sum())
-        record = (carry.envs.grid, carry.envs.mask, action, reward, done)
-        carry = EnvCarry(envs, jnp.where(done, 0.0, episode_return), jnp.where(done, 0, episode_length))
+        record = (board.grid, board.action_mask, action, out.reward, done)
+        carry = EnvCarry(out.state, out.observation, jnp.where(done, 0.0, episode_return),
+                         jnp.where(done, 0, episode_length))
         return (carry, ended), record
 
     zero = Ended(jnp.float32(0.0), jnp.int32(0), jnp.int32(0))
     (carry, ended), (grid, mask, action, reward, done) = jax.lax.scan(body, (carry, zero),
                                                                       jax.random.split(key, config.num_steps))
-    return Batch(grid, mask, action, reward, done, carry.envs.grid), carry, ended
+    return Batch(grid, mask, action, reward, done, carry.observation.grid), carry, ended
 
 
 def _forward(net: SnakeNet, batch: Batch):
@@ -253,8 +257,8 @@ def init_state(config: A2CConfig, key: jax.Array, meta_opt_state: Any = ()) -> A
     """A fresh network and environments, and the first rollout collected."""
     net_key, env_key, rollout_key, key = jax.random.split(key, 4)
     net = SnakeNet(config, net_key)
-    envs = snake.reset(config.env, env_key, config.num_envs)
-    env = EnvCarry(envs, jnp.zeros(config.num_envs), jnp.zeros(config.num_envs, jnp.int32))
+    observation, env_state = snake.reset_batch(snake.Snake(config.env), env_key, config.num_envs)
+    env = EnvCarry(env_state, observation, jnp.zeros(config.num_envs), jnp.zeros(config.num_envs, jnp.int32))
     batch, env, _ = collect(config, net, env, rollout_key)
     zero = Ended(jnp.float32(0.0), jnp.int32(0), jnp.int32(0))
     step = StepCarry(net, make_optimizer(config).init(net), batch, env, zero)

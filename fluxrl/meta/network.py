@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxrl.core.nets import MLP
-from fluxrl.meta import snake
+from fluxrl.envs.jumanji import snake
 
 if TYPE_CHECKING:
     from fluxrl.meta.a2c import A2CConfig

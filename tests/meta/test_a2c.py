@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fluxrl.core import runner
-from fluxrl.meta import a2c, metagrad, network, snake
+from fluxrl.envs.jumanji import snake
+from fluxrl.meta import a2c, metagrad, network
 
 TINY = a2c.A2CConfig(num_envs=4, num_steps=3, updates_per_iteration=2, channels=4, policy_hidden=(8,),
                      value_hidden=(8,))

@@ -64,7 +64,7 @@ def test_a_trained_meta_gradient_run_loads_acts_legally_and_plays_snake(tmp_path
 
     import fluxrl
     from fluxrl.cli import main
-    from fluxrl.meta import snake
+    from fluxrl.envs.jumanji import snake
 
     out = tmp_path / "run"
     assert main(["train", "meta", "--inner-steps", "2", "--num-envs", "4", "--num-steps", "3",
@@ -72,8 +72,8 @@ def test_a_trained_meta_gradient_run_loads_acts_legally_and_plays_snake(tmp_path
                  "--variance-samples", "2", "--reference-samples", "2", "--iterations", "2", "--eval-every", "2",
                  "--no-progress", "--out", str(out)]) == 0
     trained = fluxrl.load(out)
-    boards = snake.reset("snake-6x6", jax.random.PRNGKey(0), 8)
-    observation = snake.make_env("snake-6x6").reset(jax.random.PRNGKey(1))[1].observation
+    boards, _ = snake.reset_batch(snake.Snake("snake-6x6"), jax.random.PRNGKey(0), 8)
+    observation = snake.jumanji_env("snake-6x6").reset(jax.random.PRNGKey(1))[1].observation
     act = jax.jit(trained.act)
     for key in jax.random.split(jax.random.PRNGKey(2), 20):
         move = int(act(key, observation))
