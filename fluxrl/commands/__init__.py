@@ -11,10 +11,10 @@
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
     fluxrl sample RUN --n N --out FILE.{csv,npz}
     fluxrl evaluate RUN --episodes N
-    fluxrl sweep gflownet [TRAIN GFLOWNET OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
+    fluxrl sweep FAMILY [TRAIN FAMILY OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
 
-A new family is one more member of `TrainFamily`; a new
-command one more member of `CommandLine`. `parse_command_line` parses and validates without
+A new family is one more entry of `families.families()` (and of `TrainFamily`, for `fluxrl train --help`); a
+new command one more member of `CommandLine`. `parse_command_line` parses and validates without
 training or writing anything; `run_command_line` also executes, and turns every user mistake into one line.
 """
 
@@ -26,7 +26,7 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import (data, demo, parsing, reproduce, resume, sweep, train_gflownet, train_meta,
+from fluxrl.commands import (data, demo, families, parsing, reproduce, resume, sweep, train_gflownet, train_meta,
                              train_offline, train_onpolicy, use)
 from fluxrl.core.config import ConfigError
 
@@ -72,28 +72,13 @@ def parse_command_line(argv: Sequence[str]) -> Any:
     if argv[:1] == ["sweep"]:
         return sweep.parse(argv[1:])
     if argv[:1] == ["train"] and argv[1:2] and argv[1] in resume.FAMILIES and resume.is_resume(argv[2:]):
-        # the run directory is read when the command runs (as `train gflownet --resume`), one clear error there
-        return Resumed(argv[1], parsing.parse(resume.ResumeRun, argv[2:], prog=f"fluxrl train {argv[1]}"))
-    if argv[:2] == ["train", "gflownet"]:
-        rest = argv[2:]
-        if train_gflownet.is_resume(rest):
-            return parsing.parse(train_gflownet.ResumeGFlowNet, train_gflownet.check_resume_args(rest),
-                                 prog=train_gflownet.PROG)
-        argv = argv[:2] + train_gflownet.native_args(rest)
-    elif argv[:2] == ["train", "offline"]:
-        argv = argv[:2] + train_offline.native_args(argv[2:])
-    elif argv[:2] == ["train", "onpolicy"]:
-        return train_onpolicy.parse(argv[2:])  # its defaults depend on --env, so it parses on its own
+        # the run directory is read when the command runs, one clear error there
+        return Resumed(argv[1], parsing.parse(resume.ResumeRun, resume.check_args(argv[2:]),
+                                              prog=f"fluxrl train {argv[1]}"))
+    if argv[:1] == ["train"] and argv[1:2] and argv[1] in families.families():
+        return families.family(argv[1]).parse(argv[2:])
     command = parsing.parse(CommandLine, argv, prog="fluxrl")
-    if isinstance(command, Train):
-        command = command.family
-        if isinstance(command, train_offline.TrainOffline):
-            train_offline.check(command)
-        elif isinstance(command, train_meta.TrainMeta):
-            train_meta.check(command)
-        else:
-            train_gflownet.resolve(command)
-    elif isinstance(command, reproduce.Reproduce):
+    if isinstance(command, reproduce.Reproduce):
         reproduce.check(command)
     elif isinstance(command, demo.Demo):
         demo.check(command)
@@ -115,17 +100,12 @@ def execute(command: Any) -> int:
     """Run a parsed command; its exit status."""
     if isinstance(command, Resumed):
         return resume.execute(command.family, command.options)
-    if isinstance(command, (train_gflownet.TrainGFlowNet, train_gflownet.ResumeGFlowNet)):
-        return train_gflownet.execute(command)
+    trained = families.family_of(command)
+    if trained is not None:
+        return trained.execute(command)
     if isinstance(command, reproduce.Reproduce):
         return reproduce.execute(command)
-    if isinstance(command, train_offline.TrainOffline):
-        return train_offline.execute(command)
-    if isinstance(command, train_onpolicy.TrainOnPolicy):
-        return train_onpolicy.execute(command)
-    if isinstance(command, train_meta.TrainMeta):
-        return train_meta.execute(command)
-    if isinstance(command, sweep.SweepGFlowNet):
+    if isinstance(command, sweep.Sweep):
         return sweep.execute(command)
     if isinstance(command, data.DataMake):
         return data.execute(command)

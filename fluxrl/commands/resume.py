@@ -1,8 +1,9 @@
-"""`fluxrl train {offline,onpolicy,meta} --resume DIR [--iterations N]`: continue a run from its last checkpoint.
+"""`fluxrl train FAMILY --resume DIR [--iterations N]`: continue a run of any family from its last checkpoint.
 
 The run's own command (stored in its config.json when it started) is rebuilt as it was, so the dataset, the
-environment and every option are those of the run; only the iteration count may grow. A resumed run ends where an
-uninterrupted one would (tests/test_resume_families.py). GFlowNet runs have their own `train gflownet --resume`.
+environment and every option are those of the run; only the iteration count may grow. A GFlowNet run is rebuilt
+from its stored algorithm and config (with a sweep trial's hyperparameter axis), which every GFlowNet run has,
+older ones included. A resumed run ends where an uninterrupted one would (tests/test_resume_families.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Optional
 
 from fluxrl.core.config import ConfigError
 
-FAMILIES = ("offline", "onpolicy", "meta")
+FAMILIES = ("gflownet", "offline", "onpolicy", "meta")
+HELP_FLAGS = ("-h", "--help")
+ADDABLE = ("--progress", "--no-progress")  # options a resumed run may add besides --resume and --iterations
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,21 @@ def is_resume(args: list[str]) -> bool:
     return any(arg == "--resume" or arg.startswith("--resume=") for arg in args)
 
 
-def _module(family: str):
-    from fluxrl.commands import train_meta, train_offline, train_onpolicy
-
-    return {"offline": train_offline, "onpolicy": train_onpolicy, "meta": train_meta}[family]
+def check_args(args: list[str]) -> list[str]:
+    """`args` when they only add --iterations / --progress / --no-progress to --resume; ConfigError naming any
+    other option (a resumed run keeps its stored config)."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name = arg.split("=", 1)[0]
+        if name in ("--resume", "--iterations"):
+            index += 1 if "=" in arg else 2
+        elif name in HELP_FLAGS + ADDABLE:
+            index += 1
+        else:
+            raise ConfigError(f"{arg} cannot be given with --resume: a resumed run keeps its stored config; "
+                              f"only --iterations (to extend it) and --progress / --no-progress may be added.")
+    return args
 
 
 def stored_command(family: str, resume: ResumeRun):
@@ -44,10 +58,10 @@ def stored_command(family: str, resume: ResumeRun):
     from fluxrl.core.config import from_typed
     from fluxrl.core.rundir import read_run
 
+    from fluxrl.commands.families import family as family_named
+
     stored = read_run(resume.resume)
-    module = _module(family)
-    expected = next(value for name, value in vars(module).items() if name.startswith("Train") and
-                    isinstance(value, type) and dataclasses.is_dataclass(value))
+    expected = family_named(family).command_type
     if "command" not in stored:
         raise ConfigError(f"--resume {resume.resume}: its config.json holds no command to rebuild (a "
                           f"{stored['algorithm']} run written by `fluxrl train {family}` stores one).")
@@ -65,4 +79,10 @@ def stored_command(family: str, resume: ResumeRun):
 
 def execute(family: str, resume: ResumeRun) -> int:
     """Continue the run; exit status 0."""
-    return _module(family).execute(stored_command(family, resume), resume=True)
+    if family == "gflownet":
+        from fluxrl.commands import train_gflownet
+
+        return train_gflownet.execute(resume)
+    from fluxrl.commands.families import family as family_named
+
+    return family_named(family).execute(stored_command(family, resume), resume=True)

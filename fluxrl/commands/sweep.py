@@ -1,12 +1,14 @@
-"""`fluxrl sweep gflownet`: train every combination of swept GFlowNet options, locally or on Ray, and tabulate.
+"""`fluxrl sweep FAMILY`: train every combination of swept options of `fluxrl train FAMILY`, locally or on Ray,
+and tabulate.
 
-    fluxrl sweep gflownet [OPTIONS OF `fluxrl train gflownet`] --sweep NAME=V1,V2 [--sweep ...] [--executor ray]
-    fluxrl sweep gflownet --resume DIR [--executor ray] [--ray-address ADDRESS]
+    fluxrl sweep FAMILY [OPTIONS OF `fluxrl train FAMILY`] --sweep NAME=V1,V2 [--sweep ...] [--executor ray]
+    fluxrl sweep FAMILY --resume DIR [--executor ray] [--ray-address ADDRESS]
 
-A combination is the `fluxrl train gflownet` command line with `--NAME VALUE` added for each swept option, so
-whatever that command accepts can be swept; sweep the loss, environment or exploration in their option form
-(`--sweep loss=tb,db`), not as subcommands. Values of traced fields (learning rates, coefficients, lambda) train
-as one hyperparameter axis in one run; the others make separate trials (see `fluxrl/sweep/`).
+FAMILY is gflownet, offline, onpolicy or meta. A combination is the `fluxrl train FAMILY` command line with
+`--NAME VALUE` added for each swept option, so whatever that command accepts can be swept (for GFlowNets, the
+loss, environment or exploration in their option form, `--sweep loss=tb,db`). Values of traced fields (the
+GFlowNet configs' learning rates, coefficients, lambda) train as one hyperparameter axis in one run; every other
+value makes a separate trial (see `fluxrl/sweep/`).
 """
 
 from __future__ import annotations
@@ -21,21 +23,21 @@ import tyro
 
 from fluxrl.core.config import ConfigError, check_range
 
-PROG = "fluxrl sweep gflownet"
-FAMILIES = ("gflownet",)
-# Options of the sweep itself; every other argument belongs to `fluxrl train gflownet`.
+PROG = "fluxrl sweep"
+FAMILIES = ("gflownet", "offline", "onpolicy", "meta")
+# Options of the sweep itself; every other argument belongs to `fluxrl train FAMILY`.
 OWN_OPTIONS = ("--sweep", "--executor", "--ray-address", "--cpus-per-trial", "--resume")
 HELP_FLAGS = ("-h", "--help")
 
 
 @dataclass(frozen=True)
-class SweepGFlowNet:
-    """Train every combination of swept values of `fluxrl train gflownet` options and write OUT/sweep.csv (one
+class Sweep:
+    """Train every combination of swept values of `fluxrl train FAMILY` options and write OUT/sweep.csv (one
     row per trial and seed), one figure per metric in OUT/figures/ and OUT/failures.md if a trial failed. Every
-    option not listed here is one of `fluxrl train gflownet` (see its --help), --out and --num-seeds included."""
+    option not listed here is one of `fluxrl train FAMILY` (see its --help), --out and --num-seeds included."""
 
     sweep: tuple[str, ...] = ()
-    """NAME=V1,V2,...: an option of `fluxrl train gflownet` and its values; repeat for a grid (lr=1e-3,3e-4)."""
+    """NAME=V1,V2,...: an option of `fluxrl train FAMILY` and its values; repeat for a grid (lr=1e-3,3e-4)."""
     executor: Literal["local", "ray"] = "local"
     """local: trials one after another in this process; ray: trials as Ray tasks (pip install 'fluxrl[ray]')."""
     ray_address: Optional[str] = None
@@ -45,7 +47,9 @@ class SweepGFlowNet:
     resume: Optional[str] = None
     """Continue the sweep in this directory with its stored options (finished trials kept, others resumed)."""
     train: tyro.conf.Suppress[tuple[str, ...]] = ()
-    """The `fluxrl train gflownet` arguments (filled by `parse`)."""
+    """The `fluxrl train FAMILY` arguments (filled by `parse`)."""
+    family: tyro.conf.Suppress[str] = "gflownet"
+    """The family swept (the word after `fluxrl sweep`)."""
 
     def __post_init__(self):
         check_range("cpus_per_trial", self.cpus_per_trial, 1)
@@ -57,7 +61,7 @@ def _wants_ray(args: list[str]) -> bool:
 
 
 def _split(args: list[str]) -> tuple[list[str], list[str]]:
-    """(the sweep's own options and help flags, the `train gflownet` arguments); every --sweep (repeated, or
+    """(the sweep's own options and help flags, the `train FAMILY` arguments); every --sweep (repeated, or
     followed by several NAME=VALUES) is gathered into one."""
     own, swept, rest, index = [], [], [], 0
     while index < len(args):
@@ -80,7 +84,7 @@ def _split(args: list[str]) -> tuple[list[str], list[str]]:
     return own + (["--sweep", *swept] if swept else []), rest
 
 
-def parse(args: list[str]) -> SweepGFlowNet:
+def parse(args: list[str]) -> Sweep:
     """The command the words after `fluxrl sweep` describe, checked; nothing is written."""
     from fluxrl.commands import parsing
     from fluxrl.sweep.executors import import_ray
@@ -95,7 +99,8 @@ def parse(args: list[str]) -> SweepGFlowNet:
             raise ConfigError(f"`fluxrl sweep` needs a family first: {', '.join(FAMILIES)} "
                               f"(e.g. fluxrl sweep gflownet --sweep lr=1e-3,3e-4).")
     own, rest = _split(args[1:])
-    command = dataclasses.replace(parsing.parse(SweepGFlowNet, own, prog=PROG), train=tuple(rest))
+    command = dataclasses.replace(parsing.parse(Sweep, own, prog=f"{PROG} {args[0]}"), train=tuple(rest),
+                                  family=args[0])
     check(command)
     return command
 
@@ -111,20 +116,20 @@ class Plan(NamedTuple):
 
 
 @functools.lru_cache(maxsize=4)
-def plan_of(command: SweepGFlowNet) -> Plan:
-    """Every combination parsed as a `train gflownet` command line, and split into trials."""
-    from fluxrl.commands import parsing
-    from fluxrl.commands.gflownet_options import to_config
-    from fluxrl.commands.train_gflownet import TrainGFlowNet, native_args
+def plan_of(command: Sweep) -> Plan:
+    """Every combination parsed as a `train FAMILY` command line, and split into trials."""
+    from fluxrl.commands.families import family
     from fluxrl.sweep.driver import stored_spec
     from fluxrl.sweep.plan import Point, grid, label, parse_swept, plan
 
-    spec = {"sweep": list(command.sweep), "train": list(command.train)}
+    spec = {"sweep": list(command.sweep), "train": list(command.train),
+            **({"family": command.family} if command.family != "gflownet" else {})}
     if command.resume is not None:
         if command.sweep or command.train:
             raise ConfigError("--resume continues a sweep with its stored options; only --executor, --ray-address "
                               "and --cpus-per-trial may be added.")
         spec = stored_spec(command.resume)
+    trained = family(spec.get("family", "gflownet"))  # sweeps of earlier versions were all of GFlowNets
     swept = [parse_swept(text) for text in spec["sweep"]]
     if not swept:
         raise ConfigError("nothing to sweep: add --sweep NAME=V1,V2,... (e.g. --sweep lr=1e-3,3e-4).")
@@ -132,8 +137,8 @@ def plan_of(command: SweepGFlowNet) -> Plan:
     for values in grid(swept):
         added = [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", value)]
         try:
-            parsed = parsing.parse(TrainGFlowNet, native_args(spec["train"] + added), prog=PROG)
-            points.append(Point(values, *to_config(parsed.algorithm), parsed.run))
+            parsed = trained.parse(spec["train"] + added)
+            points.append(Point(values, *trained.resolve(parsed), command=parsed, data=trained.data))
         except ConfigError as error:
             raise ConfigError(f"{label(values)}: {error}") from None
     out = command.resume if command.resume is not None else points[0].run.out
@@ -141,7 +146,7 @@ def plan_of(command: SweepGFlowNet) -> Plan:
     return Plan(trials, [option.name for option in swept], spec, out, points[0].run.overwrite)
 
 
-def check(command: SweepGFlowNet) -> None:
+def check(command: Sweep) -> None:
     """ConfigError unless Ray is there when asked for, every combination is a valid run and --out can take the
     sweep; writes nothing."""
     from fluxrl.sweep.driver import check_out
@@ -152,7 +157,7 @@ def check(command: SweepGFlowNet) -> None:
     check_out(planned.out, planned.spec, command.resume is not None, planned.overwrite)
 
 
-def execute(command: SweepGFlowNet) -> int:
+def execute(command: Sweep) -> int:
     """Run the sweep and print where its table is; exit status 0, or 1 when a trial failed."""
     from fluxrl.sweep.driver import clear, run_sweep
     from fluxrl.sweep.executors import make_executor

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import tyro
 
 from fluxrl.commands.gflownet_options import (ALGORITHM_NAMES, DEFAULT_NETWORK, ENV_NAMES, AlgorithmChoice,
                                               to_config)
+from fluxrl.commands.resume import ResumeRun
 from fluxrl.core.config import ConfigError, check_choice
 from fluxrl.core.runner import RunConfig
 
@@ -26,7 +27,6 @@ HELP_FLAGS = ("-h", "--help")
 # Flags that take no value (help and RunConfig's booleans), so the word after them is not theirs.
 VALUELESS = HELP_FLAGS + tuple(f"--{prefix}{f.name.replace('_', '-')}" for f in fields(RunConfig)
                                if f.type in (bool, "bool") for prefix in ("", "no-"))
-RESUMABLE = ("--iterations", "--progress", "--no-progress")
 
 
 @dataclass(frozen=True)
@@ -39,42 +39,6 @@ class TrainGFlowNet:
     algorithm: AlgorithmChoice
     run: Annotated[tyro.conf.OmitArgPrefixes[RunConfig], tyro.conf.arg(name="run", prefix_name=False)] = field(
         default_factory=RunConfig)
-
-
-@dataclass(frozen=True)
-class ResumeGFlowNet:
-    """Continue a GFlowNet run from its last checkpoint with its stored config."""
-
-    resume: str
-    """Run directory to continue (it holds config.json and checkpoint.npz)."""
-    iterations: Optional[int] = None
-    """Train up to this many iterations in all, to extend the run (default: its stored length)."""
-    progress: bool = True
-    """Show a progress bar."""
-
-
-def is_resume(args: list[str]) -> bool:
-    """Whether a `train gflownet` command line continues a run."""
-    return any(arg == "--resume" or arg.startswith("--resume=") for arg in args)
-
-
-def check_resume_args(args: list[str]) -> list[str]:
-    """`args` when they only add --iterations / --progress / --no-progress to --resume; ConfigError naming any
-    other option (a resumed run keeps its stored config)."""
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        name = arg.split("=", 1)[0]
-        if name in HELP_FLAGS:
-            index += 1
-        elif name in ("--resume", "--iterations"):
-            index += 1 if "=" in arg else 2
-        elif name in RESUMABLE:
-            index += 1
-        else:
-            raise ConfigError(f"{arg} cannot be given with --resume: a resumed run keeps its stored config; "
-                              f"only --iterations (to extend it) and --progress / --no-progress may be added.")
-    return args
 
 
 def native_args(args: list[str]) -> list[str]:
@@ -151,7 +115,16 @@ def _positive_epsilon(args: list[str]) -> bool:
     return False
 
 
-def resolve(command: TrainGFlowNet | ResumeGFlowNet) -> tuple[Any, Any, RunConfig]:
+def parse(args: list[str]) -> TrainGFlowNet:
+    """The command a `train gflownet` command line (after those two words) describes, its config checked."""
+    from fluxrl.commands import parsing
+
+    command = parsing.parse(TrainGFlowNet, native_args(list(args)), prog=PROG)
+    resolve(command)  # the configs' own checks
+    return command
+
+
+def resolve(command: TrainGFlowNet | ResumeRun) -> tuple[Any, Any, RunConfig]:
     """(algorithm, config, run config) of a command; a resumed run's come from its directory."""
     if isinstance(command, TrainGFlowNet):
         algorithm, config = to_config(command.algorithm)
@@ -162,11 +135,10 @@ def resolve(command: TrainGFlowNet | ResumeGFlowNet) -> tuple[Any, Any, RunConfi
     stored = read_run(command.resume)
     name = stored["algorithm"]
     try:
-        if name == "gflownet":  # the flat config of fluxrl runs written before the per-algorithm configs
-            from fluxrl.gflownet.flat import from_flat
-
-            algorithm, config = from_flat(**stored["config"])
-        elif name in ALGORITHMS:
+        if name == "gflownet":  # the flat config of fluxrl versions before the per-algorithm configs
+            raise ConfigError(f"--resume {command.resume} was written by an earlier fluxrl whose flat GFlowNet "
+                              f"config this version no longer reads; start it again with the same options.")
+        if name in ALGORITHMS:
             algorithm = ALGORITHMS[name]
             config = config_from_dict(algorithm.config_type, stored["config"])
         else:
@@ -180,21 +152,23 @@ def resolve(command: TrainGFlowNet | ResumeGFlowNet) -> tuple[Any, Any, RunConfi
                           f"({type(error).__name__}: {error}).") from None
 
 
-def execute(command: TrainGFlowNet | ResumeGFlowNet) -> int:
+def execute(command: TrainGFlowNet | ResumeRun) -> int:
     """Train (or continue) the run a command describes and print its summary; exit status 0."""
+    from fluxrl.commands.families import train
     from fluxrl.core.rundir import prepare_out_dir
     from fluxrl.core.runner import run
 
     algorithm, config, run_config = resolve(command)
-    resume = isinstance(command, ResumeGFlowNet)
-    if not resume:
+    if isinstance(command, ResumeRun):
+        result = run(algorithm, config, run_config, resume=True, axis=stored_axis(command))
+    else:
         prepare_out_dir(run_config.out, run_config.overwrite)
-    result = run(algorithm, config, run_config, resume=resume, axis=stored_axis(command) if resume else None)
+        result = train(command)
     print_summary(result.summary, run_config.out)
     return 0
 
 
-def stored_axis(command: ResumeGFlowNet) -> dict[str, list] | None:
+def stored_axis(command: ResumeRun) -> dict[str, list] | None:
     """The hyperparameter axis a resumed run trained (a sweep's trial: {field path: values}), or None."""
     from fluxrl.core.rundir import read_run
 

@@ -84,6 +84,11 @@ def algorithm_and_config(command: TrainMeta):
         variance_samples=command.variance_samples, reference_samples=command.reference_samples)
 
 
+def resolve(command: TrainMeta):
+    """(algorithm, config, run options) the command trains."""
+    return (*algorithm_and_config(command), command.run)
+
+
 def check(command: TrainMeta, resume: bool = False) -> None:
     """ConfigError unless the options make a valid config and --out may hold a new run (or, resuming, is one);
     writes nothing."""
@@ -98,16 +103,15 @@ def check(command: TrainMeta, resume: bool = False) -> None:
 
 def execute(command: TrainMeta, resume: bool = False) -> int:
     """Train every seed (or, resuming, the rest of the run), print the summary; exit status 0."""
+    from fluxrl.commands.families import train
     from fluxrl.commands.train_gflownet import print_summary
-    from fluxrl.core.runner import run
 
     check(command, resume)
-    algorithm, config = algorithm_and_config(command)
     what = "plain A2C" if command.inner_steps == 0 else (
         f"{command.inner_steps}-step meta-gradients ({command.mix} mixing) on {command.meta_params}")
     steps = a2c.env_steps_per_iteration(command.agent) * command.run.iterations
     print(f"{PROG}: {what}, {command.agent.env}, {command.run.num_seeds} seed(s), {steps:,} env steps each")
-    result = run(algorithm, config, command.run, resume=resume, command=command)
+    result = train(command, resume)
     print_summary(result.summary, command.run.out)
     return 0
 

@@ -125,25 +125,32 @@ def resolve_config(command: TrainOffline):
     return config
 
 
-def execute(command: TrainOffline, resume: bool = False) -> int:
-    """Load the dataset, train every seed (or, resuming, the rest of the run), print the summary; exit status 0."""
-    from fluxrl.commands.train_gflownet import print_summary
-    from fluxrl.core.runner import run
+def resolve(command: TrainOffline):
+    """(algorithm, config, run options) the command trains."""
+    config = resolve_config(command)
+    return algorithm_module(config).ALGORITHM, config, command.run
+
+
+def load_data(command: TrainOffline, algorithm, config):
+    """The dataset the command names, with the algorithm's pre-trained decoder where it has one."""
     from fluxrl.offline.common import load_offline_data
 
-    check(command, resume)
-    config = resolve_config(command)
-    module = algorithm_module(config)
-    algorithm = module.ALGORITHM
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
                              command.normalize_states, command.env)
-    transitions = data.rewards.shape[0]
+    print(f"{PROG}: {algorithm.name} on {command.dataset} ({data.rewards.shape[0]:,} transitions), "
+          f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
     if algorithm.prepare_data is not None:  # latent-space algorithms: pre-train (or reuse) the decoder first
         print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")
         data = algorithm.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed,
-                                   command.run.progress)
-    print(f"{PROG}: {algorithm.name} on {command.dataset} ({transitions:,} transitions), "
-          f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
-    result = run(algorithm, config, command.run, data=data, resume=resume, command=command)
-    print_summary(result.summary, command.run.out)
+                                      command.run.progress)
+    return data
+
+
+def execute(command: TrainOffline, resume: bool = False) -> int:
+    """Load the dataset, train every seed (or, resuming, the rest of the run), print the summary; exit status 0."""
+    from fluxrl.commands.families import train
+    from fluxrl.commands.train_gflownet import print_summary
+
+    check(command, resume)
+    print_summary(train(command, resume).summary, command.run.out)
     return 0

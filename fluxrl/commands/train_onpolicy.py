@@ -70,13 +70,15 @@ def native_args(args: list[str]) -> list[str]:
     return [value] + rest
 
 
-def defaults(algorithm: str, env: str) -> TrainOnPolicy:
-    """The command with every setting tuned for `env` (tuned.py), before the command line's own options."""
+def defaults(algorithm: str, env: str, ratio: str | None = None) -> TrainOnPolicy:
+    """The command with every setting tuned for `env` (and FPO's `ratio`: tuned.py), before the command line's own
+    options."""
     from fluxrl.onpolicy import rollout, tuned
 
     rollout.make_env(env)  # an unknown name fails here, naming the registered ones
     run = dataclasses.replace(_onpolicy_run(), iterations=tuned.tuned_iterations(env))
-    return TrainOnPolicy(tuned.tuned_config(algorithm, env), run)
+    chosen = {"ratio": ratio} if algorithm == "fpo" and ratio is not None else {}
+    return TrainOnPolicy(tuned.tuned_config(algorithm, env, **chosen), run)
 
 
 def parse(args: list[str]) -> TrainOnPolicy:
@@ -86,9 +88,11 @@ def parse(args: list[str]) -> TrainOnPolicy:
     args = native_args(list(args))
     algorithm = next((arg for arg in args if not arg.startswith("-")), None)
     env, _ = _option(args, "--env")
+    ratio, _ = _option(args, "--ratio")
     if algorithm not in ALGORITHM_NAMES or any(arg in ("-h", "--help") for arg in args):
         return parsing.parse(TrainOnPolicy, args, prog=PROG)  # help, or tyro's own error for the algorithm
-    command = parsing.parse(TrainOnPolicy, args, prog=PROG, default=defaults(algorithm, env or DEFAULT_ENV))
+    default = defaults(algorithm, env or DEFAULT_ENV, ratio if ratio in ("cfm", "denoising-mdp") else None)
+    command = parsing.parse(TrainOnPolicy, args, prog=PROG, default=default)
     check(command)
     return command
 
@@ -113,20 +117,24 @@ def algorithm_for(config):
     return gridworld_eval.with_gridworld_evaluation(ppo.ALGORITHM, config, lambda _: ppo.sample)
 
 
+def resolve(command: TrainOnPolicy):
+    """(algorithm, config, run options) the command trains."""
+    return algorithm_for(command.algorithm), command.algorithm, command.run
+
+
 def execute(command: TrainOnPolicy, resume: bool = False) -> int:
     """Train every seed (or, resuming, the rest of the run), print the summary (and draw the saddle-state actions
     on a grid world); exit status 0."""
+    from fluxrl.commands.families import train
     from fluxrl.commands.train_gflownet import print_summary
-    from fluxrl.core.runner import run
     from fluxrl.onpolicy import gridworld_eval
 
     check(command, resume)
-    config, run_config = command.algorithm, command.run
-    algorithm = algorithm_for(config)
+    algorithm, config, run_config = resolve(command)
     steps = config.num_envs * config.num_steps * run_config.iterations
     print(f"{PROG}: {algorithm.name} on {config.env}, {run_config.num_seeds} seed(s), {run_config.iterations:,} "
           f"iterations ({steps:,} env steps per seed)")
-    result = run(algorithm, config, run_config, resume=resume, command=command)
+    result = train(command, resume)
     layout = gridworld_eval.layout_of(config.env)
     if layout is not None:
         from fluxrl.onpolicy import plots

@@ -52,6 +52,8 @@ from fluxrl.onpolicy.rollout import OnPolicyState
 PER_SAMPLE_LOG_RATIO_CLIP = 3.0
 # Exploration noise of the denoising-MDP baseline when none is given: a policy with sde_sigma = 0 has no density.
 DEFAULT_MDP_SIGMA = 0.1
+# Options of the CFM ratio only: the denoising-MDP ratio uses no (tau, eps) pairs.
+CFM_ONLY = ("n_mc", "t_sampling", "pair_average")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class FPOConfig(OnPolicyConfig):
         check_choice("ratio", self.ratio, ("cfm", "denoising-mdp"))
         if self.time_embed_dim % 2:
             raise ConfigError(f"time_embed_dim must be even (cos and sin pairs), got {self.time_embed_dim}.")
+        if self.ratio == "denoising-mdp":
+            for name in CFM_ONLY:
+                default = getattr(type(self), name)
+                if getattr(self, name) != default:
+                    raise ConfigError(f"{name} applies to ratio=cfm only (the CFM losses of the ratio); under "
+                                      f"ratio=denoising-mdp leave it at its default {default!r}.")
         if self.sde_sigma is not None:
             check_range("sde_sigma", self.sde_sigma, 0.0)
             if self.ratio == "denoising-mdp" and self.sde_sigma == 0:

@@ -26,7 +26,7 @@ import dataclasses
 import math
 from typing import Any
 
-from fluxrl.onpolicy.fpo import FPOConfig
+from fluxrl.onpolicy.fpo import CFM_ONLY, FPOConfig
 from fluxrl.onpolicy.ppo import PPOConfig
 
 CONFIG_TYPES = {"ppo": PPOConfig, "fpo": FPOConfig}
@@ -79,8 +79,10 @@ def family(env: str) -> str:
 
 def tuned_config(algorithm: str, env: str, **overrides: Any):
     """The config of `algorithm` (ppo or fpo) tuned for `env`, with `overrides` on top."""
-    settings = {**SHARED.get(family(env), {}), **OWN.get((algorithm, family(env)), {}), **overrides}
-    return dataclasses.replace(CONFIG_TYPES[algorithm](env=env), **settings)
+    settings = {**SHARED.get(family(env), {}), **OWN.get((algorithm, family(env)), {})}
+    if overrides.get("ratio") == "denoising-mdp":  # FPO's tuned CFM settings do not apply to the DPPO-style ratio
+        settings = {name: value for name, value in settings.items() if name not in CFM_ONLY}
+    return dataclasses.replace(CONFIG_TYPES[algorithm](env=env), **{**settings, **overrides})
 
 
 def tuned_iterations(env: str) -> int:

@@ -56,6 +56,8 @@ class Point(NamedTuple):
     algorithm: Algorithm
     config: Any
     run: RunConfig
+    command: Any = None  # the family's `train` command it was parsed from (None: built in Python)
+    data: Callable | None = None  # (command, algorithm, config) -> the run's data: the family's reader
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Trial:
     axis: dict[str, tuple] | None  # config path -> one value per member; None: a plain run of one point
     points: tuple[dict[str, str], ...]  # the swept values of each member (of the one point without an axis)
     members: tuple[str, ...]  # each member's directory name under run.out; () without an axis
+    command: Any = None  # the family's `train` command of the first point (its data are read through it)
+    data: Callable | None = None  # (command, algorithm, config) -> the run's data, or None
 
 
 def label(values: dict[str, str]) -> str:
@@ -114,6 +118,6 @@ def plan(points: list[Point], out: Path, traceable: Callable[[Any], set[str]] = 
         axis = {path: tuple(get_path(points[i].config, path) for i in members) for path in axis_paths} or None
         trials.append(Trial(name, first.algorithm, first.config, run, axis,
                             tuple(points[i].values for i in members),
-                            HyperAxis(first.config, axis).names if axis else ()))
+                            HyperAxis(first.config, axis).names if axis else (), first.command, first.data))
     return trials
 

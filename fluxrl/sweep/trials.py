@@ -35,8 +35,13 @@ def run_trial(trial: Trial) -> dict:
     out = Path(trial.run.out)
     if state != FINISHED:
         # A new trial may find the files of a try killed before its first checkpoint: they are replaced.
-        run(trial.algorithm, trial.config, dataclasses.replace(trial.run, overwrite=True),
-            resume=state == RESUMABLE, axis=trial.axis)
+        run_config = dataclasses.replace(trial.run, overwrite=True)
+        command, data = None, None
+        if trial.command is not None:  # a command line's trial: stored with the run, its family reads the data
+            command = dataclasses.replace(trial.command, run=run_config)
+            data = trial.data(command, trial.algorithm, trial.config) if trial.data is not None else None
+        run(trial.algorithm, trial.config, run_config, data=data, resume=state == RESUMABLE, axis=trial.axis,
+            command=command)
     return json.loads((out / SUMMARY_FILE).read_text())
 
 

@@ -23,6 +23,7 @@ from toy_env import PointToTarget
 TOY = "test-point"
 CONFIG = fpo.FPOConfig(env=TOY, num_envs=16, num_steps=50, epochs=4, minibatches=4, lr=1e-3, gamma=0.95,
                        actor_hidden=(32, 32), critic_hidden=(32, 32), n_mc=4, flow_steps=4)
+MDP = dict(ratio="denoising-mdp", n_mc=fpo.FPOConfig.n_mc)  # the DPPO-style ratio takes no CFM options
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,7 @@ def rollout_batch():
 
 
 @pytest.mark.parametrize("variant", [dict(), dict(pair_average="per-pair"), dict(pair_average="clamped"),
-                                     dict(output_mode="u"), dict(ratio="denoising-mdp"), dict(time_embed_dim=0)],
+                                     dict(output_mode="u"), MDP, dict(time_embed_dim=0)],
                          ids=["averaged", "per-sample", "clamped", "u", "mdp", "raw-time"])
 def test_ratio_is_one_at_the_rollout_parameters_and_its_gradient_is_the_likelihood_surrogates(rollout_batch, variant):
     actor, observation, advantage = rollout_batch
@@ -156,13 +157,30 @@ def test_clamped_pairs_bound_each_difference_and_the_mean_as_the_official_grid_w
 
 def test_config_refuses_a_density_free_mdp_and_odd_embeddings():
     with pytest.raises(ConfigError, match="sde_sigma"):
-        dataclasses.replace(CONFIG, ratio="denoising-mdp", sde_sigma=0.0)
+        dataclasses.replace(CONFIG, **MDP, sde_sigma=0.0)
     with pytest.raises(ConfigError, match="even"):
         dataclasses.replace(CONFIG, time_embed_dim=5)
     with pytest.raises(ConfigError, match="output_mode"):
         dataclasses.replace(CONFIG, output_mode="x")
-    assert dataclasses.replace(CONFIG, ratio="denoising-mdp").sigma == fpo.DEFAULT_MDP_SIGMA
+    assert dataclasses.replace(CONFIG, **MDP).sigma == fpo.DEFAULT_MDP_SIGMA
     assert CONFIG.sigma == 0.0
+
+
+@pytest.mark.parametrize("option", [dict(n_mc=4), dict(t_sampling="uniform"), dict(pair_average="clamped")])
+def test_a_cfm_option_under_the_denoising_mdp_ratio_is_refused_by_name(option):
+    with pytest.raises(ConfigError, match=f"{next(iter(option))} applies to ratio=cfm only"):
+        fpo.FPOConfig(ratio="denoising-mdp", **option)
+
+
+def test_the_tuned_grid_world_settings_leave_the_cfm_options_out_of_the_denoising_mdp_baseline():
+    from fluxrl.commands import train_onpolicy
+
+    cfm = train_onpolicy.parse(["fpo", "--out", "unused-dir"]).algorithm
+    mdp = train_onpolicy.parse(["fpo", "--ratio", "denoising-mdp", "--out", "unused-dir"]).algorithm
+    assert cfm.n_mc == 50 and cfm.pair_average == "clamped"  # the official grid-world CFM settings
+    assert (mdp.ratio, mdp.n_mc, mdp.pair_average) == ("denoising-mdp", 8, "losses") and mdp.lr == cfm.lr
+    with pytest.raises(ConfigError, match="n_mc applies to ratio=cfm only"):
+        train_onpolicy.parse(["fpo", "--ratio", "denoising-mdp", "--n-mc", "4", "--out", "unused-dir"])
 
 
 @pytest.mark.slow
