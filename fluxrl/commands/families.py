@@ -58,9 +58,20 @@ def family_of(command: Any) -> Family | None:
 
 
 def train(command: Any, resume: bool = False, axis: dict[str, list] | None = None):
-    """Train (or continue) the run a family's command describes; the runner's RunResult."""
+    """Train (or continue) the run a family's command describes; the runner's RunResult. A resumed run keeps the
+    hyperparameter axis it trained (a sweep's trial)."""
     from fluxrl.core.runner import run
 
     algorithm, config, run_config = family_of(command).resolve(command)
+    if resume and axis is None:
+        axis = stored_axis(run_config.out)
     data = family_of(command).data(command, algorithm, config)
     return run(algorithm, config, run_config, data=data, resume=resume, axis=axis, command=command)
+
+
+def stored_axis(out: str) -> dict[str, list] | None:
+    """The hyperparameter axis the run in `out` trained (a sweep's trial: {field path: values}), or None."""
+    from fluxrl.core.rundir import read_run
+
+    axis = read_run(out).get("axis")
+    return dict(axis["values"]) if axis else None

@@ -154,26 +154,18 @@ def resolve(command: TrainGFlowNet | ResumeRun) -> tuple[Any, Any, RunConfig]:
 
 def execute(command: TrainGFlowNet | ResumeRun) -> int:
     """Train (or continue) the run a command describes and print its summary; exit status 0."""
-    from fluxrl.commands.families import train
+    from fluxrl.commands.families import stored_axis, train
     from fluxrl.core.rundir import prepare_out_dir
     from fluxrl.core.runner import run
 
     algorithm, config, run_config = resolve(command)
     if isinstance(command, ResumeRun):
-        result = run(algorithm, config, run_config, resume=True, axis=stored_axis(command))
+        result = run(algorithm, config, run_config, resume=True, axis=stored_axis(command.resume))
     else:
         prepare_out_dir(run_config.out, run_config.overwrite)
         result = train(command)
     print_summary(result.summary, run_config.out)
     return 0
-
-
-def stored_axis(command: ResumeRun) -> dict[str, list] | None:
-    """The hyperparameter axis a resumed run trained (a sweep's trial: {field path: values}), or None."""
-    from fluxrl.core.rundir import read_run
-
-    axis = read_run(command.resume).get("axis")
-    return dict(axis["values"]) if axis else None
 
 
 def print_summary(summary: dict, out: str) -> None:

@@ -10,7 +10,7 @@ state-independent log standard deviation; evaluation uses its mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,10 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 @dataclass(frozen=True)
 class AWACConfig:
     """AWAC with CORL's defaults (3x256 ReLU MLPs, Adam 3e-4, lambda 1/3 as in its locomotion configs, batch 256)."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only as a number in array arithmetic (step size, targets, the advantage weights).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr", "discount", "tau", "awac_lambda", "max_weight")
 
     batch_size: int = 256
     """Transitions per update."""

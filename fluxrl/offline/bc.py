@@ -5,7 +5,7 @@ dataset's actions by mean squared error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,10 @@ from fluxrl.offline.common import OfflineData, apply_gradients, host_evaluator, 
 @dataclass(frozen=True)
 class BCConfig:
     """Behaviour cloning with CORL's defaults (2x256 ReLU MLP, Adam 3e-4, batch 256)."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): the learning rate enters
+    # Adam's step only.
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr",)
 
     batch_size: int = 256
     """Transitions per update."""

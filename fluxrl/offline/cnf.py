@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,10 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 class CNFConfig:
     """CNF with the official run config (configs/run_rl.py: 3x256 ReLU MLPs, Adam 3e-4, tau 2e-3, batch 512,
     lambda 1/3) and the flow's preset."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the latent
+    # AWAC update only as a number in array arithmetic; the flow's own options are static.
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr", "discount", "tau", "awac_lambda", "max_weight")
 
     flow: str = "cpu"
     """Flow preset (fluxrl.offline.flows.PRESETS): `paper` (12 blocks, 256 wide) or `cpu` (smaller, named)."""

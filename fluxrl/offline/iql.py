@@ -10,7 +10,7 @@ learning rate may decay by a cosine schedule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,10 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 @dataclass(frozen=True)
 class IQLConfig:
     """IQL with CORL's defaults (2x256 ReLU MLPs, Adam 3e-4, beta 3, expectile 0.7, batch 256)."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only as a number in array arithmetic (step sizes, targets, weights, the expectile).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "value_lr", "discount", "tau", "beta", "expectile", "max_weight")
 
     batch_size: int = 256
     """Transitions per update."""

@@ -9,7 +9,7 @@ soft updates of the three target networks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,10 @@ from fluxrl.offline.common import (OfflineData, apply_gradients, critic_input, h
 @dataclass(frozen=True)
 class TD3BCConfig:
     """TD3+BC with CORL's defaults (2x256 ReLU MLPs, Adam 3e-4, alpha 2.5, batch 256)."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only as a number in array arithmetic (Adam's step size, targets, noise, the BC weight).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "discount", "tau", "policy_noise", "noise_clip", "alpha")
 
     batch_size: int = 256
     """Transitions per update."""

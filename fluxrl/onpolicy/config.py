@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from fluxrl.core.config import ConfigError, check_choice, check_range
 from fluxrl.core.nets import ACTIVATIONS, INITS
@@ -20,6 +20,11 @@ def check_batch(num_envs: int, num_steps: int, minibatches: int) -> None:
 @dataclass(frozen=True)
 class OnPolicyConfig:
     """The settings Gaussian PPO and FPO share: environment, rollout, PPO-style optimisation, critic."""
+
+    # Swept, these become one vmapped axis of a compiled program (`fluxrl.sweep.traced`): each enters the update
+    # only as a number in array arithmetic (Adam's step size, the clip range, GAE, the loss weights, the rewards).
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = ("lr", "clip_eps", "gamma", "gae_lambda", "value_coef",
+                                                "reward_scale")
 
     env: str = "pendulum"
     """Environment: a name in `fluxrl.envs.control.registry.ENVS`, a gymnax id, or a factory's import path."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import equinox as eqx
 import jax
@@ -47,6 +47,8 @@ ACTOR_OUTPUT_SCALE = 0.01
 @dataclass(frozen=True)
 class PPOConfig(OnPolicyConfig):
     """Gaussian PPO; defaults are rejax's tuned gymnax Pendulum-v1 PPO (module docstring)."""
+
+    TRACED_FIELDS: ClassVar[tuple[str, ...]] = OnPolicyConfig.TRACED_FIELDS + ("entropy_coef",)  # a loss weight
 
     env: str = "pendulum"
     """Environment (`fluxrl.envs.control.registry`; default gymnax Pendulum-v1, whose tuned settings the other
