@@ -2,19 +2,17 @@
 
     fluxrl demo [DIR]
     fluxrl train gflownet ALGORITHM [ENVIRONMENT] [NETWORK] [EXPLORATION] [OPTIONS]   (or --loss/--env/--explore)
-    fluxrl train gflownet --resume DIR [--iterations N]
     fluxrl train offline ALGORITHM --dataset NAME_OR_PATH [OPTIONS]   (or --algo ALGORITHM)
     fluxrl train onpolicy ALGORITHM [--env NAME] [OPTIONS]   (or --algo ALGORITHM)
     fluxrl train meta [--meta-params gamma,lambda] [--inner-steps K] [--mix none|uniform|geometric] [OPTIONS]
-    fluxrl train {offline,onpolicy,meta} --resume DIR [--iterations N]
+    fluxrl train {gflownet,offline,onpolicy,meta} --resume DIR [--iterations N]
     fluxrl reproduce {lggfn,softrl,offline,cnf,fpo,metagrad} [OPTIONS] [--executor ray]
     fluxrl data make NAME [--data-dir DIR] [--size N] [--seed S]
     fluxrl sample RUN --n N --out FILE.{csv,npz}
     fluxrl evaluate RUN --episodes N
     fluxrl sweep FAMILY [TRAIN FAMILY OPTIONS] --sweep NAME=V1,V2 [...] [--executor ray] | --resume DIR
 
-A new family is one more entry of `families.families()` (and of `TrainFamily`, for `fluxrl train --help`); a
-new command one more member of `CommandLine`. `parse_command_line` parses and validates without
+A new family is one more entry of `families.families()`; a new command one more member of `CommandLine`. `parse_command_line` parses and validates without
 training or writing anything; `run_command_line` also executes, and turns every user mistake into one line.
 """
 
@@ -26,16 +24,13 @@ from typing import Annotated, Any, Sequence, Union
 
 import tyro
 
-from fluxrl.commands import (data, demo, families, parsing, reproduce, resume, sweep, train_gflownet, train_meta,
-                             train_offline, train_onpolicy, use)
+from fluxrl.commands import data, demo, families, parsing, reproduce, resume, sweep, use
 from fluxrl.core.config import ConfigError
 
-TrainFamily = Annotated[Union[
-    Annotated[train_gflownet.TrainGFlowNet, tyro.conf.subcommand("gflownet")],
-    Annotated[train_offline.TrainOffline, tyro.conf.subcommand("offline")],
-    Annotated[train_onpolicy.TrainOnPolicy, tyro.conf.subcommand("onpolicy")],
-    Annotated[train_meta.TrainMeta, tyro.conf.subcommand("meta")],
-], tyro.conf.arg(name="family", prefix_name=False)]
+# `fluxrl train --help` lists the registered families (each parses its own command line: families.py).
+TrainFamily = Annotated[Union[tuple(Annotated[family.command_type, tyro.conf.subcommand(name)]
+                                    for name, family in families.families().items())],
+                        tyro.conf.arg(name="family", prefix_name=False)]
 
 
 @dataclass(frozen=True)
