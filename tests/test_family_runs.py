@@ -34,7 +34,9 @@ def test_every_family_is_registered_with_its_train_command():
         assert family.name == name and family.command_type.__name__.startswith("Train")
 
 
-@pytest.mark.parametrize("family", ["gflownet", "offline", pytest.param("onpolicy", marks=pytest.mark.slow),
+# Offline by default (the GFlowNet command line has its own tests, tests/test_cli_commands.py); the rest with -m slow.
+@pytest.mark.parametrize("family", [pytest.param("gflownet", marks=pytest.mark.slow), "offline",
+                                    pytest.param("onpolicy", marks=pytest.mark.slow),
                                     pytest.param("meta", marks=pytest.mark.slow)])
 def test_each_family_writes_tensorboard_and_stores_its_command(family, tmp_path):
     out = tmp_path / "run"

@@ -1,12 +1,14 @@
 """`fluxrl reproduce lggfn`: the protocols differ only in the parentheses policy, which the protocol table names."""
 
 from fluxrl.experiments import lggfn
-from fluxrl.gflownet.networks import MLPConfig, TransformerConfig
+from fluxrl.gflownet.networks import MLPConfig, TransformerConfig, resolve_network
 
 
 def network_of(protocol: str, study_name: str, method: str = "LGGFN"):
+    """The network a method of a study trains (its environment's default where the config names none)."""
     study = next(s for s in lggfn.studies_of(protocol) if s.name == study_name)
-    return lggfn.study_config(study, method)[1].network
+    config = lggfn.study_config(study, method)[1]
+    return resolve_network(config.env, config.network)
 
 
 def test_the_paper_protocol_runs_the_official_gpt2_sizes_on_parentheses_and_nothing_else_changes():
