@@ -51,6 +51,7 @@ def test_every_declared_traced_field_traces(name, data, tmp_path):
     jax.eval_shape(one_iteration, values)  # raises if a traced field meets Python control flow
 
 
+@pytest.mark.slow  # the runner's axis is checked member by member by default in tests/sweep/test_axis.py
 def test_each_alpha_of_a_td3bc_axis_trains_as_its_run_alone(data, tmp_path):
     algorithm, config = small("td3bc")
     run_config = runner.RunConfig(iterations=6, num_seeds=2, out=str(tmp_path / "axis"), log_every=3, eval_every=6,
