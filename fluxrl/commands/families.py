@@ -21,7 +21,8 @@ class Family(NamedTuple):
     parse: Callable[[list[str]], Any]  # the checked command of `fluxrl train NAME ARGS`; nothing written
     resolve: Callable[[Any], tuple]  # (algorithm, config, RunConfig) of a command
     data: Callable[[Any, Any, Any], Any]  # (command, algorithm, config) -> the run's read-only data, or None
-    execute: Callable[..., int]  # (command, resume=False) -> exit status: train, report, print the summary
+    execute: Callable[..., int]  # (command) -> exit status: train, report, print the summary (offline, on-policy
+    # and meta also take resume=True for a command rebuilt from a run; GFlowNets resume from a ResumeRun)
 
 
 def _no_data(command: Any, algorithm: Any, config: Any) -> None:
