@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from fluxrl.envs.gflownet.configs import HypergridConfig, ParenthesesConfig
-from fluxrl.gflownet import balance, soft_dqn
+from fluxrl.gflownet.algorithms import configure
 from fluxrl.gflownet.lggfn import LGGFNConfig
 from fluxrl.gflownet.networks import TransformerConfig
 from fluxrl.gflownet.sagfn import SAGFNConfig
@@ -33,14 +33,14 @@ SETTINGS = {  # name -> (config fields, iterations timed)
     "parentheses 32 transformer": (dict(env=ParenthesesConfig(max_tokens=32, unique_mode_samples=0),
                                         network=TransformerConfig(d_model=128, heads=4, layers=2)), 20),
 }
-VARIANTS = {  # label -> (algorithm module, its config's fields)
-    "TB": (balance, dict()),
-    "replay": (balance, dict(explore=ReplayConfig())),
-    "LGGFN": (balance, dict(explore=LGGFNConfig())),
-    "teacher": (balance, dict(explore=TeacherConfig())),
-    "SA-GFN": (balance, dict(explore=SAGFNConfig())),
-    "soft DQN": (soft_dqn, dict(munchausen_alpha=0.0)),
-    "M-DQN": (soft_dqn, dict()),
+VARIANTS = {  # label -> (algorithm, its config's fields)
+    "TB": ("tb", dict()),
+    "replay": ("tb", dict(explore=ReplayConfig())),
+    "LGGFN": ("tb", dict(explore=LGGFNConfig())),
+    "teacher": ("tb", dict(explore=TeacherConfig())),
+    "SA-GFN": ("tb", dict(explore=SAGFNConfig())),
+    "soft DQN": ("sdqn", dict()),
+    "M-DQN": ("mdqn", dict()),
 }
 
 
@@ -48,9 +48,8 @@ def ms_per_iteration(setting: dict, variant: tuple, iterations: int, seed: int) 
     """(ms per iteration, compile seconds) of one single-seed run through the runner."""
     from fluxrl.core.runner import RunConfig, run
 
-    module, fields = variant
-    algorithm = module.ALGORITHM
-    config = algorithm.config_type(batch_size=16, **setting, **fields)
+    name, fields = variant
+    algorithm, config = configure(name, batch_size=16, **setting, **fields)
     with tempfile.TemporaryDirectory() as out:
         run_config = RunConfig(iterations=iterations, seed=seed, out=out, log_every=iterations,
                                eval_every=iterations, checkpoint_every=iterations, progress=False)

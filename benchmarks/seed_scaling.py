@@ -24,15 +24,12 @@ VARIANTS = {"TB": ("tb", {}), "LGGFN": ("tb", {"explore": "lggfn"}), "M-DQN": ("
 def config_of(variant: tuple):
     """(algorithm, config) of a variant on hypergrid 4x8 (R0 = 0.1), batch 16."""
     from fluxrl.envs.gflownet.configs import HypergridConfig
-    from fluxrl.gflownet import balance, soft_dqn
+    from fluxrl.gflownet.algorithms import configure
     from fluxrl.gflownet.lggfn import LGGFNConfig
 
     name, fields = variant
-    env = HypergridConfig(ndim=4, height=8, r0=0.1)
-    if name == "mdqn":
-        return soft_dqn.ALGORITHM, soft_dqn.SoftDQNConfig(env=env, batch_size=16)
-    explore = LGGFNConfig() if fields.get("explore") == "lggfn" else None
-    return balance.ALGORITHM, balance.BalanceConfig(env=env, batch_size=16, explore=explore)
+    explore = {"explore": LGGFNConfig()} if fields.get("explore") == "lggfn" else {}
+    return configure(name, env=HypergridConfig(ndim=4, height=8, r0=0.1), batch_size=16, **explore)
 
 
 def runner_ms(variant: dict, num_seeds: int, iterations: int) -> float:

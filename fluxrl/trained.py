@@ -146,13 +146,10 @@ def _data(family: str, algorithm, config, command):
     if command is None:
         raise ConfigError("an offline run loads through the command that trained it, and this run has none stored "
                           "(it was trained from Python); rebuild its data and call the algorithm's act directly.")
-    from fluxrl.offline.common import load_offline_data
+    from fluxrl.commands.train_offline import load_data
 
-    data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
-                             command.normalize_states, command.env)
-    if algorithm.prepare_data is not None:  # the decoder comes from the cache it was pre-trained into
-        data = algorithm.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed, False)
-    return data
+    # The decoder comes from the cache it was pre-trained into; quietly, as a library call.
+    return load_data(command, algorithm, config, verbose=False)
 
 
 def _sample(policy, env, env_params, key: jax.Array, n: int) -> Samples:

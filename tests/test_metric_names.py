@@ -42,17 +42,12 @@ def test_every_offline_metric_is_defined_in_the_docs(name, tmp_path):
     import importlib
 
     import gymnasium
-    import numpy as np
 
     from fluxrl.offline.common import Evaluation, make_offline_data
-    from fluxrl.offline.datasets import Dataset
+    from offline_toy import pendulum_shaped
 
     module = importlib.import_module(f"fluxrl.offline.{name}")
-    rng = np.random.default_rng(0)
-    size = 64
-    dataset = Dataset(rng.normal(size=(size, 3)).astype(np.float32), rng.uniform(-2, 2, (size, 1)).astype(np.float32),
-                      rng.normal(size=size).astype(np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32),
-                      rng.normal(size=(size, 3)).astype(np.float32))
+    dataset = pendulum_shaped()
     evaluation = Evaluation(lambda: gymnasium.make("Pendulum-v1", max_episode_steps=5), episodes=1,
                             normalized_score=lambda mean_return: mean_return)
     data = make_offline_data(dataset, max_action=2.0, evaluation=evaluation)

@@ -21,6 +21,7 @@ from fluxrl.core.runner import Algorithm
 from fluxrl.envs.gflownet.configs import (BitSequenceConfig, CustomEnvConfig, HypergridConfig, ParenthesesConfig,
                                           StructureConfig)
 from fluxrl.gflownet import balance, soft_dqn
+from fluxrl.gflownet.algorithms import NAMES
 from fluxrl.gflownet.lggfn import LGGFNConfig
 from fluxrl.gflownet.networks import MLPConfig, TransformerConfig
 from fluxrl.gflownet.sagfn import SAGFNConfig
@@ -40,7 +41,7 @@ def group(title: str) -> Any:
     """A nested choice whose options appear under "<title> options" in the help, with unprefixed flags."""
     return tyro.conf.arg(name=title, prefix_name=False)
 
-ALGORITHM_NAMES = ("tb", "db", "subtb", "sdqn", "mdqn")
+ALGORITHM_NAMES = NAMES  # the choices of the first subcommand
 ENV_NAMES = ("hypergrid", "bitseq", "parentheses", "structure", "custom")
 # The network each environment gets when a command line names none (the choice `resolve_network` makes).
 DEFAULT_NETWORK = {"hypergrid": "mlp", "bitseq": "transformer", "parentheses": "mlp", "structure": "mlp",

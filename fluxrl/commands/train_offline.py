@@ -131,18 +131,21 @@ def resolve(command: TrainOffline):
     return algorithm_module(config).ALGORITHM, config, command.run
 
 
-def load_data(command: TrainOffline, algorithm, config):
-    """The dataset the command names, with the algorithm's pre-trained decoder where it has one."""
+def load_data(command: TrainOffline, algorithm, config, verbose: bool = True):
+    """The dataset the command names, with the algorithm's pre-trained decoder where it has one; `verbose` says
+    what is loaded and shows the pre-training's progress bar (when the run shows one)."""
     from fluxrl.offline.common import load_offline_data
 
     data = load_offline_data(command.dataset, algorithm.name, command.data_dir, command.eval_episodes,
                              command.normalize_states, command.env)
-    print(f"{PROG}: {algorithm.name} on {command.dataset} ({data.rewards.shape[0]:,} transitions), "
-          f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
+    if verbose:
+        print(f"{PROG}: {algorithm.name} on {command.dataset} ({data.rewards.shape[0]:,} transitions), "
+              f"{command.run.num_seeds} seed(s), {command.run.iterations:,} updates")
     if algorithm.prepare_data is not None:  # latent-space algorithms: pre-train (or reuse) the decoder first
-        print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")
+        if verbose:
+            print(f"{PROG}: {algorithm.name}'s decoder for {command.dataset} (pre-trained once, then cached)")
         data = algorithm.prepare_data(config, data, command.dataset, command.models_dir, command.run.seed,
-                                      command.run.progress)
+                                      verbose and command.run.progress)
     return data
 
 

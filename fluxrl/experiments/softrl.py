@@ -18,13 +18,11 @@ import numpy as np
 from fluxrl.envs.gflownet.configs import BitSequenceConfig, HypergridConfig
 from fluxrl.experiments.common import (Study, final_values, metrics_table, protocol_markdown, run_reproduction,
                                        wall_time_line)
-from fluxrl.gflownet import balance, soft_dqn
+from fluxrl.gflownet.algorithms import configure
 
 CPU_PROTOCOL, PAPER_PROTOCOL = "cpu-reduced-2", "paper"
 WINDOW = 200_000  # hypergrid/experiments/config/general.py:10 (validation_samples)
-METHODS = {  # label -> (algorithm module, its config's fields)
-    "M-DQN": (soft_dqn, {}), "soft DQN": (soft_dqn, dict(munchausen_alpha=0.0)), "TB": (balance, dict(loss="tb")),
-    "DB": (balance, dict(loss="db")), "SubTB": (balance, dict(loss="subtb"))}
+METHODS = {"M-DQN": "mdqn", "soft DQN": "sdqn", "TB": "tb", "DB": "db", "SubTB": "subtb"}  # label -> algorithm
 BASELINES = ("TB", "DB", "SubTB")
 
 # Hypergrid, official code: hypergrid/experiments/config/algo.py lines 7-61 (soft DQN / M-DQN), 87-124 (TB, DB,
@@ -140,9 +138,7 @@ def protocol_table(studies) -> list[str]:
 
 def study_config(study: Study, method: str):
     """(algorithm, config) of one method in one study."""
-    module, fields = METHODS[method]
-    return module.ALGORITHM, module.ALGORITHM.config_type(**{**study.config, **fields,
-                                                             **study.method_overrides.get(method, {})})
+    return configure(METHODS[method], **{**study.config, **study.method_overrides.get(method, {})})
 
 
 def hypergrid_reference(study: Study, draws: int = 3, seed: int = 0) -> dict:

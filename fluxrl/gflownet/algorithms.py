@@ -1,4 +1,5 @@
-"""The GFlowNet algorithms by the name stored in a run's config.json, and their configs read back from it."""
+"""The GFlowNet algorithms by name: the command line's (tb, db, subtb, sdqn, mdqn) and the one stored in a run's
+config.json, and their configs read back from it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import types
 import typing
 from typing import Any
 
-from fluxrl.core.config import ConfigError
+from fluxrl.core.config import ConfigError, check_choice
 from fluxrl.gflownet import balance, soft_dqn
 
 ALGORITHMS = {algorithm.name: algorithm for algorithm in (balance.ALGORITHM, soft_dqn.ALGORITHM)}
+NAMES = ("tb", "db", "subtb", "sdqn", "mdqn")  # the balance losses, soft DQN and Munchausen DQN
+
+
+def configure(name: str, **fields: Any) -> tuple[Any, Any]:
+    """(algorithm, config) of the GFlowNet algorithm `name` (one of NAMES) with its config's `fields`: soft DQN is
+    the soft-RL config without the Munchausen term, the balance losses one config told apart by `loss`."""
+    check_choice("algorithm", name, NAMES)
+    if name in ("sdqn", "mdqn"):
+        return soft_dqn.ALGORITHM, soft_dqn.SoftDQNConfig(**({"munchausen_alpha": 0.0} if name == "sdqn" else {}),
+                                                          **fields)
+    return balance.ALGORITHM, balance.BalanceConfig(loss=name, **fields)
 
 
 def config_from_dict(config_type: type, stored: dict) -> Any:

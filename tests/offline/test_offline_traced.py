@@ -12,18 +12,14 @@ import pytest
 from fluxrl.core import runner
 from fluxrl.core.hyper import get_path, with_values
 from fluxrl.offline.common import make_offline_data
-from fluxrl.offline.datasets import Dataset
 from fluxrl.sweep.traced import traced_paths
+from offline_toy import pendulum_shaped
 
 
 @pytest.fixture(scope="module")
 def data():
     """64 random Pendulum-shaped transitions, no evaluation environment."""
-    rng = np.random.default_rng(0)
-    size = 64
-    dataset = Dataset(rng.normal(size=(size, 3)).astype(np.float32), rng.uniform(-2, 2, (size, 1)).astype(np.float32),
-                      rng.normal(size=size).astype(np.float32), np.zeros(size, np.float32),
-                      np.zeros(size, np.float32), rng.normal(size=(size, 3)).astype(np.float32))
+    dataset = pendulum_shaped()
     return jax.tree.map(jnp.asarray, make_offline_data(dataset, max_action=2.0))  # on the device, as a run has it
 
 

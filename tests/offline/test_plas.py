@@ -15,7 +15,7 @@ from fluxrl.core import runner
 from fluxrl.core.config import ConfigError
 from fluxrl.offline import plas, vae as vae_module
 from fluxrl.offline.common import Evaluation, make_offline_data
-from fluxrl.offline.datasets import Dataset
+from offline_toy import pendulum_shaped
 from test_algorithms import BEHAVIOUR_DISTANCE, GRID, bandit_dataset, best_action
 
 VAE_CONFIG = vae_module.VAEConfig(hidden=64, steps=2000, lr=1e-3)
@@ -30,11 +30,7 @@ def bandit():
 @pytest.fixture(scope="module")
 def pendulum():
     """64 random Pendulum-shaped transitions (actions in +-2) with a 5-step, 1-episode evaluation."""
-    rng = np.random.default_rng(0)
-    size = 64
-    dataset = Dataset(rng.normal(size=(size, 3)).astype(np.float32), rng.uniform(-2, 2, (size, 1)).astype(np.float32),
-                      rng.normal(size=size).astype(np.float32), np.zeros(size, np.float32),
-                      np.zeros(size, np.float32), rng.normal(size=(size, 3)).astype(np.float32))
+    dataset = pendulum_shaped()
     evaluation = Evaluation(lambda: gymnasium.make("Pendulum-v1", max_episode_steps=5), episodes=1,
                             normalized_score=lambda mean_return: mean_return)
     return make_offline_data(dataset, max_action=2.0, evaluation=evaluation)
